@@ -1,0 +1,1 @@
+"""raysweep: CNN sweeps on Ray Tune + Ray Train, tracked in MLflow."""
