@@ -1,0 +1,451 @@
+"""The sweep file: its schema (pydantic), loading, `--set` overrides and error messages.
+
+Nothing here imports torch or ray: `raysweep validate` and `raysweep plan` must answer fast.
+Every error names the file, the dotted path and what was expected (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from raysweep.errors import ConfigError
+
+METRICS = (
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "gap",
+    "lr",
+    "epoch_time_s",
+    "images_per_s",
+)
+RankMetric = Literal["test_acc", "test_loss", "train_acc", "train_loss", "gap"]
+DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(Strict):
+    """Which images to train on; see docs/datasets.md."""
+
+    name: Literal["digits", "cifar10", "fashion_mnist", "mnist", "folder", "npz", "synthetic"]
+    root: str = "~/.cache/raysweep/data"
+    download: bool = True
+    path: str | None = None
+    image_size: int | None = Field(None, ge=8, le=512)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    limit_train: int | None = Field(None, ge=1)
+    limit_test: int | None = Field(None, ge=1)
+    num_train: int = Field(512, ge=1)
+    num_test: int = Field(256, ge=1)
+    num_classes: int = Field(10, ge=2)
+    channels: int = Field(3, ge=1)
+    cache_dir: str = "~/.cache/raysweep/tensors"
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _path_for_user_data(self) -> DatasetSpec:
+        if self.name in ("folder", "npz") and not self.path:
+            raise ValueError(f"dataset '{self.name}' needs 'path' (the {self.name} to read)")
+        return self
+
+
+class ModelSpec(BaseModel):
+    """`name` picks a registered model; every other key is passed to it as a kwarg."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @model_validator(mode="after")
+    def _known_model(self) -> ModelSpec:
+        from raysweep.models.registry import catalog
+
+        models = catalog()
+        if self.name not in models:
+            close = difflib.get_close_matches(self.name, list(models), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(
+                f"unknown model '{self.name}'{hint}; available: {', '.join(sorted(models))}"
+            )
+        allowed = models[self.name]
+        for key in self.kwargs:
+            if key not in allowed:
+                takes = ", ".join(sorted(allowed)) or "no extra arguments"
+                raise ValueError(f"model '{self.name}' takes no argument '{key}'; it takes: {takes}")
+        return self
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The model's own kwargs (everything but `name`)."""
+        return dict(self.model_extra or {})
+
+
+class OptimizerSpec(Strict):
+    """Optimizer name and hyperparameters (momentum is ignored by adam/adamw/adagrad)."""
+
+    name: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0.0)
+
+
+class LossSpec(Strict):
+    """Training loss: cross_entropy, mse (softmax vs one-hot) or multi_margin (hinge)."""
+
+    name: Literal["cross_entropy", "mse", "multi_margin"] = "cross_entropy"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    margin: float = Field(1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _smoothing_only_for_ce(self) -> LossSpec:
+        if self.label_smoothing and self.name != "cross_entropy":
+            raise ValueError("label_smoothing applies to cross_entropy only")
+        return self
+
+
+class LrScheduleSpec(Strict):
+    """Per-epoch learning-rate schedule with optional linear warmup."""
+
+    name: Literal["none", "poly", "cosine", "step", "plateau"] = "none"
+    power: float = Field(1.0, gt=0.0)
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.1, gt=0.0, lt=1.0)
+    patience: int = Field(2, ge=0)
+    min_lr: float = Field(0.0, ge=0.0)
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class EarlyStopSpec(Strict):
+    """Stop a trial after `patience` epochs without improvement of `metric`."""
+
+    patience: int = Field(ge=1)
+    metric: RankMetric = "test_acc"
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class TrainSpec(Strict):
+    """How one trial trains."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    optimizer: OptimizerSpec = OptimizerSpec()
+    loss: LossSpec = LossSpec()
+    lr_schedule: LrScheduleSpec = LrScheduleSpec()
+    augment: list[Literal["crop", "flip"]] = []
+    early_stop: EarlyStopSpec | None = None
+    seed: int = 0
+    bf16: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    max_failures: int = Field(2, ge=0)
+    log_model: bool = True
+
+
+class SchedulerSpec(Strict):
+    """Trial scheduler: fifo runs every trial to the end; asha stops the bad ones early."""
+
+    name: Literal["fifo", "asha"] = "fifo"
+    grace_epochs: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1.0)
+    max_epochs: int | None = Field(None, ge=1)
+
+
+Axes = dict[str, Any]
+
+
+class StudySpec(Strict):
+    """One sub-sweep: fixed overrides (`set`) plus axes expanded by `mode`."""
+
+    name: str | None = None
+    mode: Literal["grid", "ofat", "random"] = "grid"
+    set: dict[str, Any] = {}
+    axes: Axes = {}
+    samples: int = Field(1, ge=1)
+
+    @field_validator("axes")
+    @classmethod
+    def _axis_values(cls, axes: Axes) -> Axes:
+        for path, values in axes.items():
+            if isinstance(values, dict):
+                kinds = [k for k in values if k in DISTRIBUTIONS]
+                if len(values) != 1 or not kinds:
+                    raise ValueError(
+                        f"axis '{path}': a mapping must be one distribution "
+                        f"({', '.join(DISTRIBUTIONS)}), got keys {sorted(values)}"
+                    )
+            elif not isinstance(values, list) or not values:
+                raise ValueError(f"axis '{path}': expected a non-empty list of values")
+        return axes
+
+    @model_validator(mode="after")
+    def _distributions_need_random(self) -> StudySpec:
+        if self.mode != "random":
+            for path, values in self.axes.items():
+                if isinstance(values, dict):
+                    raise ValueError(
+                        f"axis '{path}': distributions need mode: random (mode is {self.mode})"
+                    )
+        return self
+
+
+class SweepSection(Strict):
+    """The `sweep:` section: one study (mode/axes) or several (`studies`)."""
+
+    mode: Literal["grid", "ofat", "random"] = "grid"
+    set: dict[str, Any] = {}
+    axes: Axes = {}
+    samples: int = Field(1, ge=1)
+    studies: list[StudySpec] = []
+    repeats: int = Field(1, ge=1)
+    scheduler: SchedulerSpec = SchedulerSpec()
+    metric: RankMetric = "test_acc"
+    goal: Literal["max", "min"] = "max"
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SweepSection:
+        if self.studies and (self.axes or self.set):
+            raise ValueError("give either 'axes'/'set' or 'studies', not both")
+        if not self.studies:
+            self.studies = [
+                StudySpec(mode=self.mode, set=self.set, axes=self.axes, samples=self.samples)
+            ]
+        return self
+
+
+class ResourcesSpec(Strict):
+    """What one trial asks of the cluster."""
+
+    workers_per_trial: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    gpus_per_worker: float | None = Field(None, ge=0.0)
+    max_concurrent: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _fractional_gpus(self) -> ResourcesSpec:
+        g = self.gpus_per_worker
+        if g and g != int(g) and self.workers_per_trial > 1:
+            raise ValueError("fractional gpus_per_worker needs workers_per_trial: 1")
+        if g and g > 1 and g != int(g):
+            raise ValueError("gpus_per_worker above 1 must be a whole number")
+        return self
+
+
+class TrialConfig(Strict):
+    """Everything one trial needs to train: the resolved config with no sweep left in it."""
+
+    dataset: DatasetSpec
+    model: ModelSpec
+    train: TrainSpec = TrainSpec()
+
+
+class SweepSpec(TrialConfig):
+    """A whole sweep file."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    description: str = ""
+    sweep: SweepSection = SweepSection()
+    resources: ResourcesSpec = ResourcesSpec()
+
+    @model_validator(mode="after")
+    def _asha_fits(self) -> SweepSpec:
+        sched = self.sweep.scheduler
+        if sched.name == "asha":
+            top = sched.max_epochs or self.train.epochs
+            if sched.grace_epochs > top:
+                raise ValueError(
+                    f"sweep.scheduler.grace_epochs ({sched.grace_epochs}) is beyond the "
+                    f"epochs a trial runs ({top})"
+                )
+        return self
+
+    def base_dict(self) -> dict[str, Any]:
+        """The base trial config (dataset, model, train) as plain data."""
+        return self.model_dump(mode="json", include={"dataset", "model", "train"})
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a sweep file as plain data; ConfigError for a missing or malformed file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such sweep file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{p}:{where}: malformed YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top (name, dataset, model, ...)")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`train.optimizer.lr=0.01` -> ("train.optimizer.lr", 0.01); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML") from exc
+    return key, value
+
+
+def split_path(path: str) -> list[str]:
+    """Dotted path -> keys; `sweep.axes.<axis path>` keeps the axis path as one key."""
+    parts = path.split(".")
+    for i in range(len(parts) - 2):
+        if parts[i] == "sweep" and parts[i + 1] == "axes":
+            return parts[: i + 2] + [".".join(parts[i + 2 :])]
+    return parts
+
+
+def set_path(data: dict[str, Any], path: str, value: Any, merge: bool = False) -> None:
+    """Set (or with merge=True, deep-merge a mapping) `value` at dotted `path`, in place."""
+    keys = split_path(path)
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    last = keys[-1]
+    if merge and isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last] = deep_merge(node[last], value)
+    else:
+        node[last] = copy.deepcopy(value)
+
+
+def get_path(data: dict[str, Any], path: str, default: Any = None) -> Any:
+    """The value at dotted `path`, or `default`."""
+    node: Any = data
+    for key in split_path(path):
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `extra` merged in, mappings recursively."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def format_validation_error(source: str, exc: ValidationError, prefix: str = "") -> str:
+    """One line per pydantic error: `file: dotted.path: message`."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        path = ".".join(p for p in (prefix, loc) if p)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "literal_error":
+            msg = f"{msg}, got {err.get('input')!r}"
+        lines.append(f"{source}: {path or '(top)'}: {msg}")
+    return "\n".join(lines)
+
+
+def check_axis_path(path: str, source: str, where: str) -> None:
+    """Fail unless `path` names a field of the trial schema (model kwargs are checked later)."""
+    node: type[BaseModel] | None = TrialConfig
+    keys = path.split(".")
+    for i, key in enumerate(keys):
+        if node is None:
+            return
+        if node is ModelSpec and key != "name":
+            return  # model kwargs depend on the model; checked when each trial is validated
+        fields = node.model_fields
+        if key not in fields:
+            parent = ".".join(keys[:i]) or "the sweep file"
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"{source}: {where}: '{path}' names no field: '{key}' is not in {parent}{hint}; "
+                f"fields there: {', '.join(fields)}"
+            )
+        node = _model_type(fields[key].annotation)
+
+
+def _model_type(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model class inside an annotation like `EarlyStopSpec | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def load_spec(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[SweepSpec, dict[str, Any]]:
+    """Load, override and validate a sweep file; returns the spec and the raw (overridden) data."""
+    source = str(path)
+    data = load_yaml(path)
+    for text in overrides:
+        key, value = parse_override(text)
+        set_path(data, key, value)
+    return validate_spec(data, source), data
+
+
+def validate_spec(data: dict[str, Any], source: str = "<sweep>") -> SweepSpec:
+    """Validate raw sweep data; ConfigError listing every problem with its dotted path."""
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+    for i, study in enumerate(spec.sweep.studies):
+        where = f"sweep.studies[{i}]" if len(spec.sweep.studies) > 1 else "sweep"
+        for key in study.set:
+            check_axis_path(key, source, f"{where}.set")
+        for key in study.axes:
+            check_axis_path(key, source, f"{where}.axes")
+    return spec
+
+
+def validate_trial(data: dict[str, Any], source: str, where: str) -> TrialConfig:
+    """Validate one expanded trial; errors say which trial (its overrides) broke which field."""
+    try:
+        return TrialConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = format_validation_error(source, exc).splitlines()
+        tagged = [line.replace(f"{source}: ", f"{source}: {where}: ", 1) for line in lines]
+        raise ConfigError("\n".join(tagged)) from None

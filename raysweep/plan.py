@@ -1,0 +1,196 @@
+"""Expand a sweep's studies and axes into the exact list of trials `raysweep run` will run.
+
+Pure and deterministic (random mode samples from a seeded generator), no torch or ray: this is
+what `raysweep plan` prints, and what `run` hands to Ray Tune one trial at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from raysweep.config import (
+    StudySpec,
+    SweepSpec,
+    TrialConfig,
+    get_path,
+    set_path,
+    validate_trial,
+)
+
+# Short names for the run name and tables ("alexnet lr=1e-4 adam bs=128").
+_ALIASES = {
+    "train.optimizer.lr": "lr",
+    "train.batch_size": "bs",
+    "train.epochs": "ep",
+    "train.optimizer.weight_decay": "wd",
+    "train.optimizer.momentum": "mom",
+    "train.loss.label_smoothing": "ls",
+    "train.seed": "seed",
+}
+_VALUE_ONLY = {"model.name", "train.optimizer.name", "train.loss.name", "train.lr_schedule.name"}
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One resolved trial: its id, the studies it belongs to, what the sweep changed, its config."""
+
+    trial_id: str
+    studies: tuple[str, ...]
+    overrides: dict[str, Any]
+    config: TrialConfig
+    fingerprint: str = field(default="")
+
+    @property
+    def name(self) -> str:
+        """A run name a person can read: `alexnet lr=1e-4 adam bs=128`."""
+        parts = [self.config.model.name]
+        for path, value in self.overrides.items():
+            if path == "model.name":
+                continue
+            parts.append(_describe(path, value))
+        if len(parts) == 1:
+            parts.append("base")
+        return " ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data: what `plan --json` prints and what Tune passes to the trial driver."""
+        return {
+            "trial_id": self.trial_id,
+            "name": self.name,
+            "studies": list(self.studies),
+            "overrides": self.overrides,
+            "fingerprint": self.fingerprint,
+            "config": self.config.model_dump(mode="json"),
+        }
+
+
+def _describe(path: str, value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(_describe(f"{path}.{k}", v) for k, v in value.items())
+    text = format_value(value)
+    if path in _VALUE_ONLY:
+        return text
+    key = _ALIASES.get(path, path.rsplit(".", 1)[-1])
+    return f"{key}={text}"
+
+
+def format_value(value: Any) -> str:
+    """Compact text for a parameter value: 1e-4, 0.5, 16-32, true."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            mantissa, exponent = f"{value:.3e}".split("e")
+            mantissa = mantissa.rstrip("0").rstrip(".")
+            return f"{mantissa}e{int(exponent)}"
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "-".join(format_value(v) for v in value)
+    return str(value)
+
+
+def _apply(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for path, value in overrides.items():
+        set_path(out, path, value, merge=True)
+    return out
+
+
+def _sample(dist: Any, rng: random.Random) -> Any:
+    if isinstance(dist, list):
+        return rng.choice(dist)
+    (kind, args), = dist.items()
+    if kind == "choice":
+        return rng.choice(args)
+    lo, hi = args
+    if kind == "randint":
+        return rng.randrange(int(lo), int(hi))
+    if kind == "uniform":
+        return float(f"{rng.uniform(lo, hi):.4g}")
+    return float(f"{math.exp(rng.uniform(math.log(lo), math.log(hi))):.4g}")  # loguniform
+
+
+def _points(study: StudySpec, base: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """The override sets a study asks for, in a stable order."""
+    axes = study.axes
+    if not axes:
+        return [{}]
+    if study.mode == "grid":
+        names = list(axes)
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    if study.mode == "ofat":
+        points: list[dict[str, Any]] = [{}]
+        base_json = json.dumps(base, sort_keys=True)
+        for path, values in axes.items():
+            for value in values:
+                if json.dumps(_apply(base, {path: value}), sort_keys=True) != base_json:
+                    points.append({path: value})
+        return points
+    rng = random.Random(seed)
+    return [{p: _sample(d, rng) for p, d in axes.items()} for _ in range(study.samples)]
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """A short stable hash of a trial config (resume checks the plan did not change)."""
+    canon = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(canon.encode()).hexdigest()[:10]
+
+
+def expand(spec: SweepSpec, source: str = "<sweep>") -> list[Trial]:
+    """Every trial of the sweep, deduplicated across studies (a shared base runs once)."""
+    base = spec.base_dict()
+    seed0 = spec.train.seed
+    by_key: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {}
+    for index, study in enumerate(spec.sweep.studies):
+        study_name = study.name or (f"study{index}" if len(spec.sweep.studies) > 1 else "main")
+        study_base = _apply(base, study.set)
+        points = _points(study, study_base, seed=seed0 * 1000 + index)
+        for point in points:
+            for rep in range(spec.sweep.repeats):
+                overrides = dict(point)
+                if spec.sweep.repeats > 1:
+                    seed = get_path(study_base, "train.seed", seed0) + rep
+                    overrides["train.seed"] = seed
+                config = _apply(study_base, overrides)
+                key = json.dumps(config, sort_keys=True)
+                if key in by_key:
+                    if study_name not in by_key[key][2]:
+                        by_key[key][2].append(study_name)
+                    continue
+                shown = {**study.set, **overrides} if study.set else overrides
+                by_key[key] = (config, shown, [study_name])
+
+    trials = []
+    for i, (config, overrides, studies) in enumerate(by_key.values()):
+        trial_id = f"t{i:03d}"
+        where = f"trial {trial_id} ({_overrides_text(overrides)})"
+        validated = validate_trial(config, source, where)
+        trials.append(
+            Trial(
+                trial_id=trial_id,
+                studies=tuple(studies),
+                overrides=overrides,
+                config=validated,
+                fingerprint=fingerprint(validated.model_dump(mode="json")),
+            )
+        )
+    return trials
+
+
+def _overrides_text(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "base"
+
+
+def swept_params(trials: list[Trial]) -> list[str]:
+    """The dotted paths any trial overrides, in first-seen order (the table's columns)."""
+    seen: dict[str, None] = {}
+    for trial in trials:
+        for path in trial.overrides:
+            seen.setdefault(path, None)
+    return list(seen)

@@ -1,0 +1,106 @@
+"""What a person sees while a sweep runs: one line per event, counts and the best so far."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from raysweep.config import SweepSpec
+    from raysweep.plan import Trial
+    from raysweep.resources import TrialResources
+    from raysweep.sweep import TrialOutcome
+
+_DONE = ("finished", "stopped", "early_stopped", "diverged", "failed", "killed")
+
+
+class Console:
+    """Progress lines on stderr-free stdout, quiet when asked."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.t0 = time.time()
+        self.metric = "test_acc"
+        self.goal = "max"
+        self.total = 0
+
+    def say(self, text: str) -> None:
+        """A line, always (summaries, hints)."""
+        print(text, file=self.stream, flush=True)
+
+    def warn(self, text: str) -> None:
+        """A warning line."""
+        print(f"raysweep: warning: {text}", file=sys.stderr, flush=True)
+
+    def _event(self, text: str) -> None:
+        if not self.quiet:
+            elapsed = int(time.time() - self.t0)
+            self.say(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {text}")
+
+    def sweep_started(
+        self,
+        spec: SweepSpec,
+        trials: list[Trial],
+        req: TrialResources,
+        parallel: int,
+        tracking_uri: str,
+        experiment_id: str,
+    ) -> None:
+        """The header: what runs, how, and where it is recorded."""
+        self.t0 = time.time()
+        self.metric, self.goal, self.total = spec.sweep.metric, spec.sweep.goal, len(trials)
+        self.say(
+            f"raysweep: sweep '{spec.name}': {len(trials)} trials, {req.describe()} each, "
+            f"up to {parallel} at a time; scheduler {spec.sweep.scheduler.name}"
+        )
+        self.say(f"raysweep: tracking {tracking_uri} (experiment id {experiment_id})")
+
+    def _counts(self, outcomes: dict[str, TrialOutcome]) -> str:
+        done = sum(o.status in _DONE for o in outcomes.values())
+        running = sum(o.status == "running" for o in outcomes.values())
+        best = self._best(outcomes)
+        text = f"{done}/{self.total} done, {running} running"
+        if best:
+            text += f", best {self.metric} {best[0]:.4f} ({best[1]})"
+        return text
+
+    def _best(self, outcomes: dict[str, TrialOutcome]) -> tuple[float, str] | None:
+        key = f"best_{self.metric}"
+        scored = []
+        for o in outcomes.values():
+            value = o.metrics.get(key, o.metrics.get(self.metric))
+            if isinstance(value, int | float) and value == value:
+                scored.append((float(value), o.trial.trial_id))
+        if not scored:
+            return None
+        return max(scored) if self.goal == "max" else min(scored)
+
+    def trial_started(self, out: TrialOutcome) -> None:
+        """A trial began."""
+        self._event(f"{out.trial.trial_id} started   {out.trial.name}")
+
+    def trial_result(self, out: TrialOutcome, outcomes: dict[str, TrialOutcome]) -> None:
+        """An epoch ended."""
+        m: dict[str, Any] = out.metrics
+        epochs = out.trial.config.train.epochs
+        self._event(
+            f"{out.trial.trial_id} epoch {m.get('epoch')}/{epochs}  "
+            f"test_acc {m.get('test_acc', float('nan')):.4f}  "
+            f"train_loss {m.get('train_loss', float('nan')):.4f}  "
+            f"{m.get('images_per_s', 0):.0f} img/s   | {self._counts(outcomes)}"
+        )
+
+    def trial_done(self, out: TrialOutcome, outcomes: dict[str, TrialOutcome]) -> None:
+        """A trial ended, however it ended."""
+        m = out.metrics
+        if out.status == "failed":
+            first = (out.error or "").strip().splitlines()
+            reason = first[-1] if first else "unknown error"
+            self._event(f"{out.trial.trial_id} FAILED    {reason[:200]}")
+        else:
+            best = m.get("best_test_acc")
+            detail = f"best test_acc {best:.4f} at epoch {m.get('best_epoch')}" if best else ""
+            self._event(f"{out.trial.trial_id} {out.status:<9} {detail}")
+        self._event(self._counts(outcomes))

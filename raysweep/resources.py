@@ -1,0 +1,97 @@
+"""What one trial asks of the cluster, and whether that can ever be placed (no ray import).
+
+A trial is a Tune driver (holding only the custom `trial_driver` resource, so it never takes the
+CPUs its workers need; DESIGN.md records the hang that avoids) plus `workers_per_trial` Ray Train
+workers, each asking `cpus_per_worker` CPUs and `gpus_per_worker` GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from raysweep.config import ResourcesSpec
+
+DRIVER_RESOURCE = "trial_driver"
+# Plenty of driver slots: concurrency is bounded by the workers' CPUs/GPUs, not by drivers.
+DRIVER_SLOTS = 10_000
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """The resolved request of one trial."""
+
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+
+    @property
+    def total(self) -> dict[str, float]:
+        """All the trial's workers together."""
+        out = {"CPU": self.workers * self.cpus_per_worker}
+        if self.gpus_per_worker:
+            out["GPU"] = self.workers * self.gpus_per_worker
+        return out
+
+    @property
+    def per_worker(self) -> dict[str, float]:
+        """One worker's request, as Ray Train's ScalingConfig wants it."""
+        out = {"CPU": self.cpus_per_worker}
+        if self.gpus_per_worker:
+            out["GPU"] = self.gpus_per_worker
+        return out
+
+    def describe(self) -> str:
+        """`2 workers x (1 CPU, 0.5 GPU)`."""
+        gpu = f", {self.gpus_per_worker:g} GPU" if self.gpus_per_worker else ""
+        plural = "s" if self.workers > 1 else ""
+        return f"{self.workers} worker{plural} x ({self.cpus_per_worker:g} CPU{gpu})"
+
+
+def local_gpu_count() -> int:
+    """NVIDIA GPUs on this machine, without importing torch (0 where there is no driver)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+
+
+def local_cluster() -> dict[str, float]:
+    """What a local `ray.init()` would offer."""
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(local_gpu_count())}
+
+
+def resolve(spec: ResourcesSpec, cluster: dict[str, float]) -> TrialResources:
+    """Fill in defaults: GPUs per worker default to 1 where the cluster has GPUs, else 0."""
+    gpus = spec.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
+    return TrialResources(spec.workers_per_trial, spec.cpus_per_worker, gpus)
+
+
+def placement_problems(req: TrialResources, cluster: dict[str, float]) -> list[str]:
+    """Why `req` can never be placed on `cluster` (empty when it fits)."""
+    problems = []
+    for name, need in req.total.items():
+        have = cluster.get(name, 0.0)
+        if need > have + 1e-9:
+            problems.append(
+                f"a trial needs {need:g} {name} ({req.describe()}) but the cluster has {have:g}"
+            )
+    return problems
+
+
+def concurrency(req: TrialResources, cluster: dict[str, float], limit: int | None) -> int:
+    """How many trials can run at once (at least 1), capped by `limit`."""
+    fits = min(
+        int(cluster.get(name, 0.0) // need + 1e-9) for name, need in req.total.items() if need > 0
+    )
+    fits = max(1, fits)
+    return min(fits, limit) if limit else fits
+
+
+def torch_threads(req: TrialResources) -> int:
+    """Intra-op threads per worker: the CPUs it was given (at least 1)."""
+    return max(1, int(req.cpus_per_worker))

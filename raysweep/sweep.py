@@ -1,0 +1,263 @@
+"""Ray Tune and Ray Train wiring: one Tune trial per planned trial, each a TorchTrainer run.
+
+Follows Ray's Train V2 + Tune interop pattern: the Tune trainable is a small driver function
+(holding only the custom `trial_driver` resource) that starts a `TorchTrainer` whose workers
+run `raysweep.train.train_trial`; `TuneReportCallback` forwards every epoch's report to Tune,
+where the driver-side callbacks (MLflow, console progress) see it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raysweep.config import SweepSpec
+from raysweep.errors import UserError
+from raysweep.plan import Trial
+from raysweep.resources import (
+    DRIVER_RESOURCE,
+    DRIVER_SLOTS,
+    TrialResources,
+    concurrency,
+    placement_problems,
+    resolve,
+    torch_threads,
+)
+
+# Ray Train V2's report() waits for the controller's poll (2 s by default, DESIGN.md).
+RAY_ENV = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+    "RAY_TRAIN_V2_ENABLED": "1",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_DEDUP_LOGS": "0",
+}
+DEFAULT_STORAGE = "~/ray_results"
+
+
+@dataclass
+class RunOptions:
+    """How `raysweep run` was asked to run."""
+
+    tracking_uri: str | None = None
+    storage: str | None = None
+    address: str | None = None
+    max_concurrent: int | None = None
+    resume: bool = False
+    debug: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class TrialOutcome:
+    """How one trial ended, as the driver saw it."""
+
+    trial: Trial
+    status: str = "pending"  # finished | stopped | early_stopped | diverged | failed | killed
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    run_id: str | None = None
+    checkpoint_path: str | None = None
+    started: float | None = None
+    ended: float | None = None
+
+
+def storage_uri(storage: str | None) -> str:
+    """An absolute local path or a URI (s3://, gs://, ...), checked writable now."""
+    raw = storage or DEFAULT_STORAGE
+    if "://" in raw:
+        import pyarrow.fs
+
+        try:
+            fs, path = pyarrow.fs.FileSystem.from_uri(raw)
+            fs.create_dir(path, recursive=True)
+        except Exception as exc:  # noqa: BLE001 - any failure here is the user's to fix
+            raise UserError(f"--storage {raw}: cannot write there: {exc}") from None
+        return raw
+    path = Path(raw).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".raysweep-write-test-{uuid.uuid4().hex[:6]}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"--storage {raw}: cannot write there ({exc.strerror or exc})") from None
+    return str(path)
+
+
+def train_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train worker entry: rebuild the config, resume from a checkpoint, train, report."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    from raysweep.config import TrialConfig
+    from raysweep.train import WorkerEnv, train_trial
+
+    torch.set_num_threads(loop_config["threads"])
+    config = TrialConfig.model_validate(loop_config["config"])
+    ctx = ray.train.get_context()
+    env = WorkerEnv(
+        rank=ctx.get_world_rank(),
+        world_size=ctx.get_world_size(),
+        device=ray.train.torch.get_device(),
+        node_id=ray.get_runtime_context().get_node_id(),
+    )
+    resume = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            resume = torch.load(Path(directory) / "state.pt", map_location="cpu", weights_only=False)
+
+    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        if state is None:
+            ray.train.report(metrics, checkpoint=None)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state, Path(tmp) / "state.pt")
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+    train_trial(config, env, report, resume=resume)
+
+
+def trial_driver(tune_config: dict[str, Any]) -> None:
+    """Tune trainable: one TorchTrainer run per trial, under a stable run name (for resume)."""
+    import ray.train
+    from ray import tune
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    trial = tune_config["trial"]
+    run = tune_config["run"]
+    experiment = tune.get_context().get_experiment_name()
+    resources = run["resources"]
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"config": trial["config"], "threads": run["threads"]},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=resources["workers"],
+            use_gpu=resources["gpus_per_worker"] > 0,
+            resources_per_worker=resources["per_worker"],
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"{experiment}-train/{trial['trial_id']}",
+            storage_path=run["storage"],
+            failure_config=ray.train.FailureConfig(
+                max_failures=trial["config"]["train"]["max_failures"]
+            ),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def init_ray(address: str | None, debug: bool) -> dict[str, float]:
+    """Start (or connect to) Ray quietly; returns the cluster's resources."""
+    import ray
+
+    os.environ.update(RAY_ENV)
+    kwargs: dict[str, Any] = {
+        "log_to_driver": debug,
+        "logging_level": logging.INFO if debug else logging.WARNING,
+        "runtime_env": {"env_vars": dict(RAY_ENV)},
+        "ignore_reinit_error": True,
+    }
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(resources={DRIVER_RESOURCE: DRIVER_SLOTS}, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        target = address or "a local Ray instance"
+        raise UserError(f"--address {target}: cannot connect to Ray: {exc}") from None
+    return {k: float(v) for k, v in ray.cluster_resources().items()}
+
+
+def driver_request(cluster: dict[str, float]) -> dict[str, float]:
+    """The Tune driver's own request: the custom resource where the cluster has it."""
+    if cluster.get(DRIVER_RESOURCE):
+        return {"CPU": 0, DRIVER_RESOURCE: 1}
+    # A cluster started without the resource: a tiny CPU share still works, but can strand a
+    # fraction of a CPU (DESIGN.md); cluster.yaml gives the head node the resource.
+    return {"CPU": 0.001}
+
+
+def plan_resources(
+    spec: SweepSpec, cluster: dict[str, float], max_concurrent: int | None
+) -> tuple[TrialResources, int]:
+    """Resolve per-trial resources and concurrency; UserError if a trial can never be placed."""
+    req = resolve(spec.resources, cluster)
+    problems = placement_problems(req, cluster)
+    if problems:
+        raise UserError(
+            "; ".join(problems)
+            + ": lower resources.workers_per_trial / cpus_per_worker / gpus_per_worker"
+        )
+    limit = max_concurrent or spec.resources.max_concurrent
+    return req, concurrency(req, cluster, limit)
+
+
+def build_tuner(
+    spec: SweepSpec,
+    trials: list[Trial],
+    req: TrialResources,
+    parallel: int,
+    storage: str,
+    experiment_dir: str,
+    callbacks: list[Any],
+    cluster: dict[str, float],
+) -> Any:
+    """A Tuner over the planned trials (a grid over their ids: the plan is already expanded)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    sched = spec.sweep.scheduler
+    if sched.name == "asha":
+        scheduler: Any = ASHAScheduler(
+            time_attr="epoch",
+            metric=spec.sweep.metric,
+            mode=spec.sweep.goal,
+            max_t=sched.max_epochs or max(t.config.train.epochs for t in trials),
+            grace_period=sched.grace_epochs,
+            reduction_factor=sched.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+    run = {
+        "storage": storage,
+        "threads": torch_threads(req),
+        "resources": {
+            "workers": req.workers,
+            "gpus_per_worker": req.gpus_per_worker,
+            "per_worker": req.per_worker,
+        },
+    }
+    return tune.Tuner(
+        tune.with_resources(trial_driver, driver_request(cluster)),
+        param_space={"trial": tune.grid_search([t.to_json() for t in trials]), "run": run},
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            scheduler=scheduler,
+            max_concurrent_trials=parallel,
+            trial_name_creator=lambda t: t.config["trial"]["trial_id"],
+            trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],
+        ),
+        run_config=tune.RunConfig(
+            name=experiment_dir,
+            storage_path=storage,
+            callbacks=callbacks,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+
+
+def experiment_dir_name(spec: SweepSpec) -> str:
+    """A fresh Tune experiment directory name for this sweep: `<name>-<UTC time>`."""
+    return f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"

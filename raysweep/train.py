@@ -1,0 +1,281 @@
+"""The per-worker training loop: one trial's epochs, with or without Ray.
+
+Plain PyTorch (nanoGPT-style): the dataset shard lives on the device as uint8, each batch is
+augmented and normalized there, metrics accumulate on the device and are read once per epoch.
+`train_trial` knows nothing of Ray: it gets a `report(metrics, state)` function, called once per
+epoch on every rank (state is the checkpoint dict on rank 0, None elsewhere). DDP is used when
+torch.distributed is initialized with more than one process (Ray Train does that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from raysweep.augment import BatchTransform
+from raysweep.config import TrialConfig
+from raysweep.data import ImageData, load_dataset, shard
+from raysweep.earlystop import EarlyStopper
+from raysweep.losses import build_loss
+from raysweep.models import create_model
+from raysweep.optim import build_optimizer, build_schedule
+
+Report = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
+
+
+@dataclass
+class WorkerEnv:
+    """Where this worker runs: its rank among `world_size` workers and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    node_id: str = ""
+
+
+@dataclass
+class Batchwise:
+    """Sums over an epoch, kept on the device until `totals()` (one host sync per epoch)."""
+
+    device: torch.device
+    num_classes: int
+    with_confusion: bool = True
+    loss: torch.Tensor = field(init=False)
+    correct: torch.Tensor = field(init=False)
+    count: torch.Tensor = field(init=False)
+    confusion: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loss = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.count = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.confusion = torch.zeros(
+            self.num_classes * self.num_classes, device=self.device, dtype=torch.float64
+        )
+
+    def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Accumulate one batch (loss is the batch mean)."""
+        pred = logits.argmax(1)
+        n = y.numel()
+        self.loss += mean_loss.detach().double() * n
+        self.correct += (pred == y).sum()
+        self.count += n
+        if self.with_confusion:
+            self.confusion += torch.bincount(
+                y * self.num_classes + pred, minlength=self.num_classes**2
+            ).double()
+
+    def totals(self) -> tuple[float, float, list[list[int]]]:
+        """(mean loss, accuracy, confusion matrix) summed over all ranks."""
+        packed = torch.cat([torch.stack([self.loss, self.correct, self.count]), self.confusion])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(packed)
+        values = packed.cpu()
+        count = max(values[2].item(), 1.0)
+        confusion = values[3:].round().long().view(self.num_classes, self.num_classes)
+        return values[0].item() / count, values[1].item() / count, confusion.tolist()
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    # Reseeding per (seed, epoch, rank) makes shuffling, augmentation and dropout a pure function
+    # of the epoch: a trial resumed from a checkpoint continues exactly as if never stopped.
+    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2**62)
+
+
+def build_model(config: TrialConfig, data: ImageData) -> nn.Module:
+    """The trial's model, sized for the data (channels, classes, image side)."""
+    return create_model(
+        config.model.name,
+        in_channels=data.in_channels,
+        num_classes=data.num_classes,
+        image_size=data.image_size,
+        **config.model.kwargs,
+    )
+
+
+def model_meta(config: TrialConfig, data: ImageData) -> dict[str, Any]:
+    """What it takes to rebuild the model and its input transform later (predict, load)."""
+    return {
+        "model": config.model.name,
+        "model_kwargs": config.model.kwargs,
+        "in_channels": data.in_channels,
+        "num_classes": data.num_classes,
+        "image_size": data.image_size,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "classes": list(data.classes),
+        "dataset": config.dataset.name,
+    }
+
+
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    transform: BatchTransform,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batch_size: int,
+    num_classes: int,
+    amp: bool,
+) -> tuple[float, float, list[list[int]]]:
+    """Mean loss, accuracy and confusion matrix over (x, y), summed across ranks."""
+    model.eval()
+    sums = Batchwise(x.device, num_classes)
+    with torch.inference_mode(), _autocast(x.device, amp):
+        for start in range(0, len(x), batch_size):
+            xb = transform(x[start : start + batch_size], train=False)
+            yb = y[start : start + batch_size]
+            logits = model(xb).float()
+            sums.add(loss_fn(logits, yb), logits, yb)
+    return sums.totals()
+
+
+def train_trial(
+    config: TrialConfig,
+    env: WorkerEnv,
+    report: Report,
+    resume: dict[str, Any] | None = None,
+    data: ImageData | None = None,
+) -> dict[str, Any]:
+    """Train one trial for its epochs (from `resume` if given); returns the last metrics."""
+    tc = config.train
+    device = env.device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    data = data or load_dataset(config.dataset)
+    distributed = dist.is_available() and dist.is_initialized() and env.world_size > 1
+
+    # Every rank holds the same number of train images so every rank runs the same steps.
+    per_rank = len(data.x_train) // env.world_size
+    x_train, y_train = shard(data.x_train, data.y_train, env.rank, env.world_size)
+    x_train, y_train = x_train[:per_rank].to(device), y_train[:per_rank].to(device)
+    x_test, y_test = shard(data.x_test, data.y_test, env.rank, env.world_size)
+    x_test, y_test = x_test.to(device), y_test.to(device)
+
+    torch.manual_seed(tc.seed)
+    model = build_model(config, data)
+    channels_last = tc.channels_last and device.type == "cuda"
+    model = model.to(device, memory_format=torch.channels_last if channels_last else None)
+    optimizer = build_optimizer(model.parameters(), tc.optimizer)
+    schedule = build_schedule(optimizer, tc.lr_schedule, tc.epochs)
+    stopper = EarlyStopper(tc.early_stop, None) if tc.early_stop else None
+    loss_fn = build_loss(tc.loss, data.num_classes)
+    transform = BatchTransform(data.mean, data.std, list(tc.augment), device, channels_last)
+
+    start_epoch, best, history, step_log = 0, {"value": -math.inf, "epoch": 0}, [], []
+    if resume:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        if stopper and resume.get("stopper"):
+            stopper.load_state_dict(resume["stopper"])
+        start_epoch, best = resume["epoch"], resume["best"]
+        history, step_log = resume["history"], resume["step_log"]
+
+    net: nn.Module = model
+    if distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if tc.compile:
+        net = torch.compile(net)
+
+    local_bs = max(1, tc.batch_size // env.world_size)
+    amp = tc.bf16
+    host = socket.gethostname()
+    metrics: dict[str, Any] = {}
+    for epoch in range(start_epoch, tc.epochs):
+        seed = _epoch_seed(tc.seed, epoch, env.rank)
+        torch.manual_seed(seed)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        lr = schedule.lr
+        net.train()
+        sums = Batchwise(device, data.num_classes, with_confusion=False)
+        step_losses = []
+        t0 = time.perf_counter()
+        order = torch.randperm(per_rank, generator=gen, device=device)
+        for start in range(0, per_rank, local_bs):
+            idx = order[start : start + local_bs]
+            xb = transform(x_train[idx], train=True, generator=gen)
+            yb = y_train[idx]
+            with _autocast(device, amp):
+                logits = net(xb)
+            loss = loss_fn(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums.add(loss, logits.detach().float(), yb)
+            step_losses.append(loss.detach())
+        train_loss, train_acc, _ = sums.totals()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_time = time.perf_counter() - t0
+        test_loss, test_acc, confusion = evaluate(
+            model, x_test, y_test, transform, loss_fn, tc.eval_batch_size, data.num_classes, amp
+        )
+        epoch_time = time.perf_counter() - t0
+        diverged = not (math.isfinite(train_loss) and math.isfinite(test_loss))
+        if test_acc > best["value"]:
+            best = {"value": test_acc, "epoch": epoch + 1}
+        epoch_metrics = {
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "gap": train_acc - test_acc,
+            "lr": lr,
+            "epoch_time_s": epoch_time,
+            "images_per_s": per_rank * env.world_size / max(train_time, 1e-9),
+        }
+        stop_early = bool(stopper and not diverged and stopper.update(epoch + 1, epoch_metrics))
+        schedule.step(epoch_metrics)
+        done = diverged or stop_early or epoch + 1 == tc.epochs
+        metrics = {
+            **epoch_metrics,
+            "epoch": epoch + 1,
+            "best_test_acc": best["value"],
+            "best_epoch": best["epoch"],
+            "stopped_early": int(stop_early),
+            "diverged": int(diverged),
+            "done": int(done),
+            "node_id": env.node_id,
+            "host": host,
+            "device": str(device),
+            "world_size": env.world_size,
+        }
+        history.append(epoch_metrics)
+        state = None
+        if env.rank == 0:
+            losses = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
+            step_log.extend((epoch + 1, lr, value) for value in losses)
+            state = {
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "stopper": stopper.state_dict() if stopper else None,
+                "best": best,
+                "history": history,
+                "step_log": step_log,
+                "confusion": confusion,
+                "meta": model_meta(config, data),
+            }
+        report(metrics, state)
+        if done:
+            break
+    return metrics
