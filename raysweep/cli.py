@@ -82,7 +82,11 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool, address: str | N
 @SPEC_ARG
 @SET_OPT
 @TRACKING_OPT
-@click.option("--storage", metavar="PATH", help="Ray storage for checkpoints (default ~/ray_results; s3://... on a cluster).")
+@click.option(
+    "--storage",
+    metavar="PATH",
+    help="Ray storage for checkpoints (default ~/ray_results; s3://... on a cluster).",
+)
 @click.option("--address", metavar="ADDR", help="Ray cluster address ('auto' on a cluster node).")
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="At most N trials at once.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary, no per-epoch lines.")
@@ -118,20 +122,29 @@ def run(
     failed = [o for o in outcomes.values() if o.status in ("failed", "killed")]
     for out in failed:
         last = (out.error or out.status).strip().splitlines()[-1:]
-        console.say(f"raysweep: trial {out.trial.trial_id} ({out.trial.name}) {out.status}: "
-                    f"{last[0] if last else ''}")
+        console.say(
+            f"raysweep: trial {out.trial.trial_id} ({out.trial.name}) {out.status}: "
+            f"{last[0] if last else ''}"
+        )
     uri = resolve_tracking_uri(tracking_uri)
     from raysweep.tracking import experiment_id_for
 
-    console.say(f"\nraysweep: results in MLflow: {ui_hint(uri, experiment_id_for(uri, sweep.name))}")
+    console.say(
+        f"\nraysweep: results in MLflow: {ui_hint(uri, experiment_id_for(uri, sweep.name))}"
+    )
     if failed:
         sys.exit(1)
 
 
 @cli.command()
 @JSON_OPT
-@click.option("--input", "input_shape", default="3x32x32", metavar="CxHxW",
-              help="Input shape for the parameter counts (default 3x32x32).")
+@click.option(
+    "--input",
+    "input_shape",
+    default="3x32x32",
+    metavar="CxHxW",
+    help="Input shape for the parameter counts (default 3x32x32).",
+)
 @click.option("--num-classes", default=10, show_default=True, type=click.IntRange(min=2))
 def models(as_json: bool, input_shape: str, num_classes: int) -> None:
     """List every registered model with its parameter count."""
@@ -158,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="raysweep", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         sys.exit(2)
     except click.UsageError as exc:

@@ -77,20 +77,13 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _known_model(self) -> ModelSpec:
-        from raysweep.models.registry import catalog
+        from raysweep.errors import UnknownModelError
+        from raysweep.models.registry import check_model_kwargs
 
-        models = catalog()
-        if self.name not in models:
-            close = difflib.get_close_matches(self.name, list(models), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ValueError(
-                f"unknown model '{self.name}'{hint}; available: {', '.join(sorted(models))}"
-            )
-        allowed = models[self.name]
-        for key in self.kwargs:
-            if key not in allowed:
-                takes = ", ".join(sorted(allowed)) or "no extra arguments"
-                raise ValueError(f"model '{self.name}' takes no argument '{key}'; it takes: {takes}")
+        try:
+            check_model_kwargs(self.name, self.kwargs)
+        except UnknownModelError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @property
@@ -423,7 +416,18 @@ def load_spec(
     for text in overrides:
         key, value = parse_override(text)
         set_path(data, key, value)
+    _absolute_paths(data)
     return validate_spec(data, source), data
+
+
+def _absolute_paths(data: dict[str, Any]) -> None:
+    # Relative dataset paths mean "from where raysweep was started"; Ray workers run elsewhere.
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict):
+        for key in ("root", "path", "cache_dir"):
+            value = dataset.get(key)
+            if isinstance(value, str) and value and not value.startswith("~"):
+                dataset[key] = str(Path(value).resolve())
 
 
 def validate_spec(data: dict[str, Any], source: str = "<sweep>") -> SweepSpec:

@@ -105,7 +105,7 @@ def _apply(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def _sample(dist: Any, rng: random.Random) -> Any:
     if isinstance(dist, list):
         return rng.choice(dist)
-    (kind, args), = dist.items()
+    ((kind, args),) = dist.items()
     if kind == "choice":
         return rng.choice(args)
     lo, hi = args

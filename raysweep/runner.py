@@ -45,13 +45,21 @@ def _recorder_class() -> type:
         """Tune callback on the driver: MLflow child runs and console progress per trial."""
 
         def __init__(
-            self, writer: MlflowWriter, parent_id: str, outcomes: dict[str, TrialOutcome],
+            self,
+            writer: MlflowWriter,
+            parent_id: str,
+            outcomes: dict[str, TrialOutcome],
             console: Console,
         ) -> None:
             self.writer = writer
             self.parent_id = parent_id
             self.outcomes = outcomes
             self.console = console
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Tune pickles its callbacks with the experiment state; the writer's thread and the
+            # console cannot travel, and a resumed sweep makes a new recorder anyway.
+            return {}
 
         def _outcome(self, trial: Any) -> TrialOutcome:
             return self.outcomes[trial.config["trial"]["trial_id"]]
@@ -83,7 +91,9 @@ def _recorder_class() -> type:
             if out.run_id:
                 self.writer.submit(self.writer.log_epoch, out.run_id, out.metrics)
                 if first:
-                    tags = {f"raysweep.{k}": result.get(k, "") for k in ("node_id", "host", "device")}
+                    tags = {
+                        f"raysweep.{k}": result.get(k, "") for k in ("node_id", "host", "device")
+                    }
                     self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
             self.console.trial_result(out, self.outcomes)
 
@@ -171,9 +181,7 @@ def run_sweep(
     outcomes = {t.trial_id: TrialOutcome(t) for t in trials}
     console.sweep_started(spec, trials, req, parallel, tracking_uri, writer.experiment_id)
     recorder = _recorder_class()(writer, parent_id, outcomes, console)
-    tuner = build_tuner(
-        spec, trials, req, parallel, storage, experiment_dir, [recorder], cluster
-    )
+    tuner = build_tuner(spec, trials, req, parallel, storage, experiment_dir, [recorder], cluster)
     interrupted = False
     try:
         tuner.fit()
@@ -214,8 +222,9 @@ def _finish_parent(
     if best is not None and best.run_id:
         tags["raysweep.best_run_id"] = best.run_id
         tags["raysweep.best_trial"] = best.trial.trial_id
-        final[f"best_{spec.sweep.metric}"] = float(best.metrics.get(f"best_{spec.sweep.metric}",
-                                                   best.metrics.get(spec.sweep.metric, 0.0)))
+        final[f"best_{spec.sweep.metric}"] = float(
+            best.metrics.get(f"best_{spec.sweep.metric}", best.metrics.get(spec.sweep.metric, 0.0))
+        )
         writer.submit(writer.log_final, best.run_id, {}, {"raysweep.best": "true"})
     writer.submit(writer.log_final, parent_id, final, tags)
     failed = any(o.status in ("failed", "killed") for o in outcomes.values())

@@ -47,9 +47,7 @@ def summary_rows(outcomes: list[TrialOutcome], metric: str, goal: str = "max") -
         for key in _FINAL:
             row[key] = m.get(key)
         row["epochs"] = m.get("epoch")
-        row["duration_s"] = (
-            round(out.ended - out.started, 1) if out.started and out.ended else None
-        )
+        row["duration_s"] = round(out.ended - out.started, 1) if out.started and out.ended else None
         row["run_id"] = out.run_id or ""
         row["studies"] = ",".join(out.trial.studies)
         row["_rank"] = _rank_value(out, metric)

@@ -34,7 +34,7 @@ from raysweep.resources import (
 RAY_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
     "RAY_TRAIN_V2_ENABLED": "1",
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
 }
 DEFAULT_STORAGE = "~/ray_results"
@@ -112,7 +112,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            resume = torch.load(Path(directory) / "state.pt", map_location="cpu", weights_only=False)
+            resume = torch.load(
+                Path(directory) / "state.pt", map_location="cpu", weights_only=False
+            )
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         if state is None:

@@ -142,8 +142,10 @@ class MlflowWriter:
             run_name=name,
             tags={"mlflow.parentRunId": parent_id, **tags},
         )
-        params = [Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))
-                  for k, v in flatten(config)]
+        params = [
+            Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))
+            for k, v in flatten(config)
+        ]
         for i in range(0, len(params), 100):
             self.client.log_batch(run.info.run_id, params=params[i : i + 100])
         return run.info.run_id
@@ -203,8 +205,9 @@ class MlflowWriter:
 
         model = rebuild_model(state)
         meta = state["meta"]
-        example = np.zeros((2, meta["in_channels"], meta["image_size"], meta["image_size"]),
-                           dtype=np.float32)
+        example = np.zeros(
+            (2, meta["in_channels"], meta["image_size"], meta["image_size"]), dtype=np.float32
+        )
         with mlflow.start_run(run_id=run_id):
             mlflow.pytorch.log_model(
                 model,

@@ -195,7 +195,8 @@ def train_trial(
     if tc.compile:
         net = torch.compile(net)
 
-    local_bs = max(1, tc.batch_size // env.world_size)
+    local_bs = min(max(1, tc.batch_size // env.world_size), per_rank)
+    steps = per_rank // local_bs
     amp = tc.bf16
     host = socket.gethostname()
     metrics: dict[str, Any] = {}
@@ -209,8 +210,9 @@ def train_trial(
         step_losses = []
         t0 = time.perf_counter()
         order = torch.randperm(per_rank, generator=gen, device=device)
-        for start in range(0, per_rank, local_bs):
-            idx = order[start : start + local_bs]
+        # Full batches only (drop_last): BatchNorm1d heads cannot train on a batch of one.
+        for step in range(steps):
+            idx = order[step * local_bs : (step + 1) * local_bs]
             xb = transform(x_train[idx], train=True, generator=gen)
             yb = y_train[idx]
             with _autocast(device, amp):
@@ -240,7 +242,7 @@ def train_trial(
             "gap": train_acc - test_acc,
             "lr": lr,
             "epoch_time_s": epoch_time,
-            "images_per_s": per_rank * env.world_size / max(train_time, 1e-9),
+            "images_per_s": steps * local_bs * env.world_size / max(train_time, 1e-9),
         }
         stop_early = bool(stopper and not diverged and stopper.update(epoch + 1, epoch_metrics))
         schedule.step(epoch_metrics)
