@@ -14,14 +14,16 @@ Goal = Literal["max", "min"]
 
 
 def metric_goal(metric: str) -> Goal:
-    """Direction of a metric from its name: "max" for ``*acc``, "min" for ``*loss``."""
+    """Direction of a metric from its name: "max" for ``*acc``, "min" for ``*loss`` and "gap"."""
     if metric.endswith("acc"):
         return "max"
-    if metric.endswith("loss"):
+    # gap = train_acc - test_acc (raysweep.train): a smaller generalization gap is better.
+    if metric.endswith("loss") or metric == "gap":
         return "min"
     raise ValueError(
         f"cannot tell whether metric {metric!r} should go up or down "
-        "(names ending in 'acc' are maximized, 'loss' minimized); pass goal='max' or 'min'"
+        "(names ending in 'acc' are maximized, 'loss' and 'gap' minimized); "
+        "pass goal='max' or 'min'"
     )
 
 
@@ -52,7 +54,7 @@ class EarlyStopper:
         if self.best_value is None:
             return True
         if self.goal == "max":
-            return value > self.best_value
+            return value > self.best_value + self.min_delta
         return value < self.best_value - self.min_delta
 
     def update(self, epoch: int, metrics: dict[str, float]) -> bool:

@@ -136,6 +136,28 @@ def _points(study: StudySpec, base: dict[str, Any], seed: int) -> list[dict[str,
     return [{p: _sample(d, rng) for p, d in axes.items()} for _ in range(study.samples)]
 
 
+def _drop_inherited_model_kwargs(
+    config: dict[str, Any], base: dict[str, Any], overrides: dict[str, Any]
+) -> None:
+    """When a trial switches model, base kwargs the new model does not take are dropped.
+
+    `model.name: [nn, lenet]` around a base `nn` with `hidden_channels` must not hand
+    `hidden_channels` to LeNet; kwargs the trial sets itself are kept (and validated).
+    """
+    from raysweep.models.registry import catalog
+
+    name = config["model"].get("name")
+    if name == base["model"].get("name") or name not in catalog():
+        return
+    explicit = {p.split(".", 1)[1] for p in overrides if p.startswith("model.")}
+    if isinstance(overrides.get("model"), dict):
+        explicit |= set(overrides["model"])
+    takes = catalog()[name]
+    for key in list(config["model"]):
+        if key != "name" and key not in takes and key not in explicit:
+            del config["model"][key]
+
+
 def fingerprint(config: dict[str, Any]) -> str:
     """A short stable hash of a trial config (resume checks the plan did not change)."""
     canon = json.dumps(config, sort_keys=True, separators=(",", ":"))
@@ -158,6 +180,7 @@ def expand(spec: SweepSpec, source: str = "<sweep>") -> list[Trial]:
                     seed = get_path(study_base, "train.seed", seed0) + rep
                     overrides["train.seed"] = seed
                 config = _apply(study_base, overrides)
+                _drop_inherited_model_kwargs(config, study_base, overrides)
                 key = json.dumps(config, sort_keys=True)
                 if key in by_key:
                     if study_name not in by_key[key][2]:

@@ -122,7 +122,8 @@ def _recorder_class() -> type:
             out.ended = time.time()
             m = out.metrics
             if out.run_id:
-                final = {k: m[k] for k in ("best_test_acc", "best_epoch") if k in m}
+                keys = ("best_test_acc", "best_epoch", "stopped_early", "diverged")
+                final = {k: m[k] for k in keys if k in m}
                 tags = {TAG_STATUS: out.status, "raysweep.epochs_run": m.get("epoch", 0)}
                 self.writer.submit(self.writer.log_final, out.run_id, final, tags)
                 if out.checkpoint_path:

@@ -65,8 +65,8 @@ def test_min_delta_counts_small_gains_as_bad() -> None:
 
 
 def test_min_delta_in_min_mode() -> None:
-    stopper = EarlyStopper(EarlyStopSpec(patience=1, metric="test_loss", min_delta=0.1))
-    assert _feed(stopper, [1.0, 0.85, 0.95], metric="test_loss") == [False, False, True]
+    stopper = EarlyStopper(EarlyStopSpec(patience=2, metric="test_loss", min_delta=0.1))
+    assert _feed(stopper, [1.0, 0.85, 0.8, 0.78], metric="test_loss") == [False] * 3 + [True]
     assert stopper.best_value == 0.85
 
 
@@ -79,9 +79,10 @@ def test_goal_argument_overrides_the_name() -> None:
 def test_metric_direction_from_its_name() -> None:
     assert metric_goal("train_acc") == "max"
     assert metric_goal("train_loss") == "min"
+    assert EarlyStopper(EarlyStopSpec(patience=1, metric="gap")).goal == "min"
+    assert EarlyStopper(EarlyStopSpec(patience=1, metric="gap"), goal="max").goal == "max"
     with pytest.raises(ValueError, match="goal"):
-        EarlyStopper(EarlyStopSpec(patience=1, metric="gap"))
-    assert EarlyStopper(EarlyStopSpec(patience=1, metric="gap"), goal="min").goal == "min"
+        metric_goal("images_per_s")
 
 
 def test_nan_is_never_an_improvement() -> None:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install the locked environment into .venv (bootstrapping uv through pip if needed). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if command -v uv >/dev/null 2>&1; then
+  uv sync --frozen --quiet
+else
+  python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+  python3 -m uv sync --frozen --quiet
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's test command: install the locked environment, lint, then every test, the slow
+# end-to-end ones included (pass -m "not slow" to skip those locally).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,194 @@
+"""End to end with everything real: the CLI starts a local Ray, Tune runs TorchTrainer trials
+that train on scikit-learn's digits, and MLflow (SQLite in a tmp dir) records them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RAYSWEEP
+
+pytestmark = pytest.mark.slow
+
+
+def _run_cli(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [str(RAYSWEEP), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+@pytest.fixture(scope="module")
+def cli_sweep(tmp_path_factory: pytest.TempPathFactory, digits_cache: Path) -> dict:
+    """One real sweep through `raysweep run`: 3 good trials and 1 that fails at run time."""
+    import yaml
+
+    work = tmp_path_factory.mktemp("cli-sweep")
+    spec = {
+        "name": "e2e-digits",
+        "dataset": {"name": "digits", "image_size": 32, "cache_dir": str(digits_cache)},
+        "model": {"name": "nn", "hidden_channels": [8, 16], "hidden_neurons": [64, 64]},
+        "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 3.0e-3}},
+        "sweep": {
+            "studies": [
+                {"name": "lr", "mode": "grid", "axes": {"train.optimizer.lr": [3.0e-3, 1.0e-3]}},
+                {"name": "models", "mode": "grid", "axes": {"model": [{"name": "lenet"}]}},
+                {"name": "broken", "set": {"model.activation": "no-such-activation"}},
+            ]
+        },
+        "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+    }
+    (work / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    proc = _run_cli(["run", "sweep.yaml", "--storage", str(work / "ray")], cwd=work)
+    return {"proc": proc, "work": work, "uri": f"sqlite:///{work / 'mlflow.db'}"}
+
+
+def test_cli_run_exit_code_and_summary(cli_sweep: dict) -> None:
+    proc = cli_sweep["proc"]
+    out = proc.stdout
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # one trial failed on purpose
+    assert "Traceback" not in out
+    assert "4 trials" in out
+    assert "t000 started" in out and "epoch 3/3" in out
+    assert "best test_acc" in out
+    assert "FAILED" in out and "no-such-activation" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+    assert "workflowType=machine_learning" in out
+    summary = out[out.index("trial_id") :]
+    assert summary.splitlines()[1].split()[1] == "finished"  # best first
+    assert "failed" in summary
+
+
+def test_mlflow_layout(cli_sweep: dict) -> None:
+    client = _client(cli_sweep["uri"])
+    exp = client.get_experiment_by_name("e2e-digits")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "sweep.yaml",
+        "plan.json",
+        "summary.csv",
+        "summary.parquet",
+        "summary.md",
+    }
+    assert parent.info.status == "FAILED"  # a trial failed
+    by_status = {}
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        by_status.setdefault(child.info.status, []).append(child)
+    assert len(by_status["FINISHED"]) == 3 and len(by_status["FAILED"]) == 1
+
+    failed = by_status["FAILED"][0]
+    assert failed.data.tags["raysweep.status"] == "failed"
+    error = client.download_artifacts(failed.info.run_id, "error.txt")
+    assert "no-such-activation" in Path(error).read_text()
+
+    for child in by_status["FINISHED"]:
+        tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
+        for tag in ("raysweep.trial_id", "raysweep.node_id", "raysweep.host", "raysweep.device"):
+            assert tags.get(tag), tag
+        assert tags["raysweep.device"] == "cpu"
+        assert params["train.optimizer.name"] == "adam"
+        assert params["dataset.name"] == "digits"
+        for key in (
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+            "gap",
+            "lr",
+            "epoch_time_s",
+            "images_per_s",
+            "best_test_acc",
+            "best_epoch",
+        ):
+            assert key in metrics, key
+        history = client.get_metric_history(child.info.run_id, "test_acc")
+        assert sorted(m.step for m in history) == [1, 2, 3]
+        assert 0.0 <= metrics["test_acc"] <= 1.0
+        assert metrics["best_test_acc"] == max(m.value for m in history)
+        gap = metrics["train_acc"] - metrics["test_acc"]
+        assert metrics["gap"] == pytest.approx(gap, abs=1e-9)
+        arts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {
+            "confusion_matrix.json",
+            "confusion_matrix.png",
+            "first_layer_kernels.png",
+            "per_class_accuracy.json",
+            "steps.parquet",
+        } <= arts
+    best = max(by_status["FINISHED"], key=lambda r: r.data.metrics["best_test_acc"])
+    assert best.data.metrics["best_test_acc"] >= 0.85
+
+
+def test_logged_model_predicts_with_logged_accuracy(cli_sweep: dict) -> None:
+    import mlflow
+    import torch
+
+    from raysweep.config import DatasetSpec
+    from raysweep.data import load_dataset
+
+    client = _client(cli_sweep["uri"])
+    exp = client.get_experiment_by_name("e2e-digits")
+    run = client.search_runs(
+        [exp.experiment_id], "tags.`raysweep.status` = 'finished'", max_results=1
+    )[0]
+    mlflow.set_tracking_uri(cli_sweep["uri"])
+    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    data = load_dataset(
+        DatasetSpec(
+            name="digits", image_size=32, cache_dir=str(Path(run.data.params["dataset.cache_dir"]))
+        )
+    )
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    x = (data.x_test.float() / 255 - mean) / std
+    with torch.inference_mode():
+        pred = torch.cat([model(x[i : i + 100]) for i in range(0, len(x), 100)]).argmax(1)
+    acc = (pred == data.y_test).float().mean().item()
+    assert acc == pytest.approx(run.data.metrics["test_acc"], abs=1e-6)
+
+
+def test_two_ddp_workers_train_and_agree_with_one(write_sweep, tmp_path: Path) -> None:
+    """workers_per_trial: 2 (gloo DDP on CPU) trains the same config as well as 1 worker."""
+    base = {
+        "name": "e2e-ddp",
+        "model": {"name": "lenet"},
+        "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 3.0e-3}},
+        "sweep": {"axes": {}},
+    }
+    results = {}
+    for workers in (1, 2):
+        spec = write_sweep(
+            {
+                **base,
+                "name": f"e2e-ddp-{workers}",
+                "resources": {"workers_per_trial": workers, "cpus_per_worker": 1},
+            },
+            name=f"ddp{workers}.yaml",
+        )
+        proc = _run_cli(["run", str(spec), "--storage", str(tmp_path / "ray")], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        client = _client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        exp = client.get_experiment_by_name(f"e2e-ddp-{workers}")
+        child = client.search_runs([exp.experiment_id], "tags.`raysweep.trial_id` = 't000'")[0]
+        results[workers] = child.data.metrics
+        assert child.data.params["train.batch_size"] == "64"
+    assert results[2]["best_test_acc"] >= 0.85
+    assert abs(results[2]["best_test_acc"] - results[1]["best_test_acc"]) < 0.06
+    # Same global batch: the same number of images per epoch through the optimizer.
+    assert results[2]["images_per_s"] > 0

@@ -1,0 +1,98 @@
+"""The per-worker loop without Ray: determinism, exact resume, divergence, early stopping."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from raysweep.config import TrialConfig
+from raysweep.data import load_dataset
+from raysweep.train import WorkerEnv, train_trial
+
+
+def _config(cache: Path, **train) -> TrialConfig:
+    return TrialConfig.model_validate(
+        {
+            "dataset": {"name": "digits", "image_size": 32, "cache_dir": str(cache),
+                        "limit_train": 512, "limit_test": 256},
+            "model": {"name": "lenet"},
+            "train": {"epochs": 3, "batch_size": 64, "seed": 1,
+                      "optimizer": {"name": "adam", "lr": 3e-3}, **train},
+        }
+    )
+
+
+def _run(config: TrialConfig, resume=None):
+    reports = []
+    torch.set_num_threads(1)
+    # The real reporter serializes the state at once; a deep copy does the same here.
+    train_trial(config, WorkerEnv(), lambda m, s: reports.append((m, copy.deepcopy(s))),
+                resume=resume)
+    return reports
+
+
+def _numbers(metrics: dict) -> dict:
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
+    return {k: metrics[k] for k in keys}
+
+
+def test_reports_every_epoch_with_checkpoint_state(digits_cache: Path) -> None:
+    reports = _run(_config(digits_cache))
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
+    assert [m["done"] for m, _ in reports] == [0, 0, 1]
+    last, state = reports[-1]
+    assert state["epoch"] == 3 and set(state) >= {"model", "optimizer", "schedule", "meta"}
+    assert last["gap"] == pytest.approx(last["train_acc"] - last["test_acc"])
+    assert last["best_test_acc"] == max(m["test_acc"] for m, _ in reports)
+    assert last["test_acc"] > 0.5
+    steps_per_epoch = 512 // 64
+    assert len(state["step_log"]) == 3 * steps_per_epoch
+    assert sum(sum(row) for row in state["confusion"]) == 256
+
+
+def test_same_config_and_seed_give_the_same_metrics(digits_cache: Path) -> None:
+    a = [_numbers(m) for m, _ in _run(_config(digits_cache))]
+    b = [_numbers(m) for m, _ in _run(_config(digits_cache))]
+    assert a == b
+    c = [_numbers(m) for m, _ in _run(_config(digits_cache, seed=2))]
+    assert c != a
+
+
+def test_resume_from_a_checkpoint_continues_exactly(digits_cache: Path) -> None:
+    config = _config(digits_cache, augment=["crop", "flip"], lr_schedule={"name": "cosine"})
+    straight = _run(config)
+    _, state_after_2 = straight[1]
+    resumed = _run(config, resume=state_after_2)
+    assert [m["epoch"] for m, _ in resumed] == [3]
+    assert _numbers(resumed[0][0]) == _numbers(straight[2][0])
+    assert len(resumed[0][1]["step_log"]) == len(straight[2][1]["step_log"])
+
+
+def test_a_diverging_trial_stops_at_once(digits_cache: Path) -> None:
+    config = _config(digits_cache, epochs=5, optimizer={"name": "sgd", "lr": 1e6})
+    reports = _run(config)
+    last = reports[-1][0]
+    assert last["diverged"] == 1 and last["done"] == 1
+    assert len(reports) < 5
+    assert not math.isfinite(last["train_loss"]) or not math.isfinite(last["test_loss"])
+
+
+def test_early_stopping_is_recorded(digits_cache: Path) -> None:
+    config = _config(digits_cache, epochs=8, optimizer={"name": "sgd", "lr": 1e-9},
+                     early_stop={"patience": 2, "metric": "test_acc"})
+    reports = _run(config)
+    last = reports[-1][0]
+    assert last["stopped_early"] == 1 and last["done"] == 1
+    assert len(reports) < 8
+    assert last["best_epoch"] <= len(reports) - 2
+
+
+def test_dataset_is_cached_once(digits_cache: Path) -> None:
+    spec = _config(digits_cache).dataset
+    first = load_dataset(spec)
+    second = load_dataset(spec)
+    assert torch.equal(first.x_train, second.x_train)
