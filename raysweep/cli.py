@@ -62,7 +62,8 @@ def _load(spec: Path, overrides: tuple[str, ...]) -> tuple[Any, list[Any]]:
 def validate(spec: Path, overrides: tuple[str, ...]) -> None:
     """Check a sweep file (schema, axes, every expanded trial) without running anything."""
     sweep, trials = _load(spec, overrides)
-    click.echo(f"{spec}: ok: sweep '{sweep.name}', {len(trials)} trials")
+    noun = "trial" if len(trials) == 1 else "trials"
+    click.echo(f"{spec}: ok: sweep '{sweep.name}', {len(trials)} {noun}")
 
 
 @cli.command()
@@ -90,6 +91,9 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool, address: str | N
 @click.option("--address", metavar="ADDR", help="Ray cluster address ('auto' on a cluster node).")
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="At most N trials at once.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary, no per-epoch lines.")
+@click.option(
+    "--resume", is_flag=True, help="Finish this sweep's last run (after Ctrl-C or a crash)."
+)
 def run(
     spec: Path,
     overrides: tuple[str, ...],
@@ -98,6 +102,7 @@ def run(
     address: str | None,
     max_concurrent: int | None,
     quiet: bool,
+    resume: bool,
 ) -> None:
     """Run a sweep: every trial a Ray Train TorchTrainer job, scheduled by Ray Tune."""
     from raysweep.progress import Console
@@ -113,13 +118,15 @@ def run(
         storage=storage,
         address=address,
         max_concurrent=max_concurrent,
+        resume=resume,
         debug=_State.debug,
     )
     outcomes = run_sweep(sweep, trials, spec.read_text(), options, console)
     rows = summary_rows(list(outcomes.values()), sweep.sweep.metric, sweep.sweep.goal)
     console.say("")
     console.say(text_table(rows))
-    failed = [o for o in outcomes.values() if o.status in ("failed", "killed")]
+    failed = [o for o in outcomes.values() if o.status == "failed"]
+    killed = [o for o in outcomes.values() if o.status == "killed"]
     for out in failed:
         last = (out.error or out.status).strip().splitlines()[-1:]
         console.say(
@@ -132,6 +139,13 @@ def run(
     console.say(
         f"\nraysweep: results in MLflow: {ui_hint(uri, experiment_id_for(uri, sweep.name))}"
     )
+    if killed:
+        again = " ".join(["raysweep run", str(spec), *(f"--set {o}" for o in overrides)])
+        console.say(
+            f"raysweep: interrupted: {len(killed)} trials unfinished; "
+            f"finish them with: {again} --resume"
+        )
+        sys.exit(130)
     if failed:
         sys.exit(1)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -168,6 +169,27 @@ class SchedulerSpec(Strict):
 Axes = dict[str, Any]
 
 
+def _check_distribution(path: str, kind: str, args: Any) -> None:
+    where = f"axis '{path}': {kind}"
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise ValueError(f"{where} needs a non-empty list of values")
+        return
+    numeric = isinstance(args, list) and all(
+        isinstance(a, int | float) and not isinstance(a, bool) for a in args
+    )
+    if not numeric or len(args) != 2:
+        raise ValueError(f"{where} needs [low, high] numbers, got {args!r}")
+    low, high = args
+    if kind == "randint":
+        if not (isinstance(low, int) and isinstance(high, int)) or high <= low:
+            raise ValueError(f"{where} needs whole numbers low < high (high excluded)")
+    elif high <= low:
+        raise ValueError(f"{where} needs low < high, got {args!r}")
+    elif kind == "loguniform" and low <= 0:
+        raise ValueError(f"{where} needs low > 0, got {args!r}")
+
+
 class StudySpec(Strict):
     """One sub-sweep: fixed overrides (`set`) plus axes expanded by `mode`."""
 
@@ -188,6 +210,7 @@ class StudySpec(Strict):
                         f"axis '{path}': a mapping must be one distribution "
                         f"({', '.join(DISTRIBUTIONS)}), got keys {sorted(values)}"
                     )
+                _check_distribution(path, kinds[0], values[kinds[0]])
             elif not isinstance(values, list) or not values:
                 raise ValueError(f"axis '{path}': expected a non-empty list of values")
         return axes
@@ -281,13 +304,31 @@ class SweepSpec(TrialConfig):
 # ---- loading --------------------------------------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` (no dot) as a string; sweep files mean a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"""
+    ),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML the way sweep files mean it (`1e-3` is a float)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a sweep file as plain data; ConfigError for a missing or malformed file."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such sweep file")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml_load(p.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -307,7 +348,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: value is not valid YAML") from exc
     return key, value
@@ -371,7 +412,7 @@ def format_validation_error(source: str, exc: ValidationError, prefix: str = "")
             msg = "unknown key"
         elif err["type"] == "literal_error":
             msg = f"{msg}, got {err.get('input')!r}"
-        lines.append(f"{source}: {path or '(top)'}: {msg}")
+        lines.append(f"{source}: {path}: {msg}" if path else f"{source}: {msg}")
     return "\n".join(lines)
 
 

@@ -53,6 +53,10 @@ class Trial:
         for path, value in self.overrides.items():
             if path == "model.name":
                 continue
+            if path == "model" and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k != "name"}
+                if not value:
+                    continue
             parts.append(_describe(path, value))
         if len(parts) == 1:
             parts.append("base")
@@ -92,6 +96,8 @@ def format_value(value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, list | tuple):
         return "-".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={format_value(v)}" for k, v in value.items())
     return str(value)
 
 
@@ -177,8 +183,8 @@ def expand(spec: SweepSpec, source: str = "<sweep>") -> list[Trial]:
             for rep in range(spec.sweep.repeats):
                 overrides = dict(point)
                 if spec.sweep.repeats > 1:
-                    seed = get_path(study_base, "train.seed", seed0) + rep
-                    overrides["train.seed"] = seed
+                    point_seed = point.get("train.seed", get_path(study_base, "train.seed", seed0))
+                    overrides["train.seed"] = point_seed + rep
                 config = _apply(study_base, overrides)
                 _drop_inherited_model_kwargs(config, study_base, overrides)
                 key = json.dumps(config, sort_keys=True)

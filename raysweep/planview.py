@@ -53,9 +53,9 @@ def plan_report(
         f"{format_value(spec.train.optimizer.lr)}, batch {spec.train.batch_size}",
         f"each trial: {req.describe()}; up to {parallel} at a time on {where}",
         "",
-        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
     ]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for problem in problems:
         lines.append(f"raysweep: warning: cannot be placed on {where}: {problem}")
     return "\n".join(lines)

@@ -86,7 +86,7 @@ def placement_problems(req: TrialResources, cluster: dict[str, float]) -> list[s
 def concurrency(req: TrialResources, cluster: dict[str, float], limit: int | None) -> int:
     """How many trials can run at once (at least 1), capped by `limit`."""
     fits = min(
-        int(cluster.get(name, 0.0) // need + 1e-9) for name, need in req.total.items() if need > 0
+        int(cluster.get(name, 0.0) / need + 1e-9) for name, need in req.total.items() if need > 0
     )
     fits = max(1, fits)
     return min(fits, limit) if limit else fits

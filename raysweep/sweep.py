@@ -63,6 +63,7 @@ class TrialOutcome:
     error: str | None = None
     run_id: str | None = None
     checkpoint_path: str | None = None
+    last_epoch: int = 0
     started: float | None = None
     ended: float | None = None
 
@@ -175,9 +176,10 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
             ray.init(address=address, **kwargs)
         else:
             ray.init(resources={DRIVER_RESOURCE: DRIVER_SLOTS}, **kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        target = address or "a local Ray instance"
-        raise UserError(f"--address {target}: cannot connect to Ray: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions here
+        if address:
+            raise UserError(f"--address {address}: cannot connect to Ray: {exc}") from None
+        raise UserError(f"could not start a local Ray instance: {exc}") from None
     return {k: float(v) for k, v in ray.cluster_resources().items()}
 
 
@@ -257,6 +259,21 @@ def build_tuner(
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
         ),
+    )
+
+
+def restore_tuner(path: str, cluster: dict[str, float]) -> Any:
+    """The Tuner of an interrupted sweep: finished trials stay, unfinished ones continue."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(path):
+        raise UserError(f"--resume: no Ray Tune experiment to resume at {path}")
+    return tune.Tuner.restore(
+        path,
+        trainable=tune.with_resources(trial_driver, driver_request(cluster)),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
     )
 
 

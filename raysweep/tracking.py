@@ -182,6 +182,11 @@ class MlflowWriter:
         """Every file of a local directory as artifacts."""
         self.client.log_artifacts(run_id, directory, artifact_path)
 
+    def reopen(self, run_id: str, tags: dict[str, str]) -> None:
+        """A resumed trial's run is RUNNING again."""
+        self.client.update_run(run_id, status="RUNNING")
+        self.log_final(run_id, {}, tags)
+
     def end(self, run_id: str, status: str) -> None:
         """FINISHED, FAILED or KILLED."""
         self.client.set_terminated(run_id, status)
@@ -191,11 +196,20 @@ class MlflowWriter:
         from raysweep.artifacts import load_state, trial_artifacts
 
         state = load_state(checkpoint_path)
+        self._backfill_epochs(run_id, state["history"])
         with tempfile.TemporaryDirectory() as tmp:
             trial_artifacts(state, Path(tmp))
             self.client.log_artifacts(run_id, tmp)
         if log_model:
             self._log_model(run_id, state)
+
+    def _backfill_epochs(self, run_id: str, history: list[dict[str, float]]) -> None:
+        # A driver killed between a checkpoint and its MLflow write loses that epoch's metrics
+        # in MLflow; the checkpoint has them all.
+        logged = {m.step for m in self.client.get_metric_history(run_id, "test_acc")}
+        for epoch, metrics in enumerate(history, start=1):
+            if epoch not in logged:
+                self.log_epoch(run_id, {**metrics, "epoch": epoch})
 
     def _log_model(self, run_id: str, state: dict[str, Any]) -> None:
         import mlflow

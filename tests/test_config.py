@@ -346,23 +346,13 @@ def test_validate_spec_uses_the_source_name() -> None:
         validate_spec(data)
 
 
-@pytest.mark.xfail(
-    reason="train.early_stop.metric accepts 'gap' (RankMetric) but train.py builds "
-    "EarlyStopper(tc.early_stop, None) and metric_goal('gap') raises ValueError: the trial "
-    "fails at run time instead of the file failing validation",
-    strict=True,
-)
-def test_early_stop_on_gap_is_rejected_or_works(tmp_path: Path) -> None:
+def test_early_stop_on_gap_is_minimized(tmp_path: Path) -> None:
     from raysweep.earlystop import EarlyStopper
 
     path = write(tmp_path, MINIMAL + "train: {early_stop: {patience: 3, metric: gap}}\n")
-    try:
-        spec, _ = load_spec(path)
-    except ConfigError as exc:  # rejected up front: fine
-        assert "train.early_stop.metric" in str(exc)
-        return
+    spec, _ = load_spec(path)
     assert spec.train.early_stop is not None
-    EarlyStopper(spec.train.early_stop, None)  # what train.py does
+    assert EarlyStopper(spec.train.early_stop, None).goal == "min"  # what train.py builds
 
 
 # ---- --set overrides --------------------------------------------------------------------------

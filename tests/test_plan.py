@@ -508,24 +508,15 @@ def test_an_invalid_set_names_the_trial(tmp_path: Path) -> None:
         load(tmp_path, "sweep: {studies: [{set: {train.epochs: 0}}]}\n")
 
 
-# ---- known bugs (xfail strict: they pass once fixed) ------------------------------------------
+# ---- regressions of bugs found and fixed ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="PyYAML reads 1e-3 (no dot) as a string, so ofat sees '1e-3' != base 0.001 and "
-    "adds a duplicate of the base trial",
-    strict=True,
-)
 def test_ofat_scientific_notation_without_dot_equal_to_base(tmp_path: Path) -> None:
     _, trials, _ = load(tmp_path, "sweep: {mode: ofat, axes: {train.optimizer.lr: [1e-3, 1e-2]}}\n")
     assert len(trials) == 2
     assert [t.config.train.optimizer.lr for t in trials] == [pytest.approx(1e-3), 1e-2]
 
 
-@pytest.mark.xfail(
-    reason="PyYAML reads 1e-4 as a string; _sample calls math.log on it -> TypeError",
-    strict=True,
-)
 def test_loguniform_with_scientific_notation_without_dot(tmp_path: Path) -> None:
     _, trials, _ = load(
         tmp_path,
@@ -536,11 +527,6 @@ def test_loguniform_with_scientific_notation_without_dot(tmp_path: Path) -> None
     assert all(1e-4 <= t.config.train.optimizer.lr <= 1e-1 for t in trials)
 
 
-@pytest.mark.xfail(
-    reason="distribution arguments are not validated: _sample raises a raw "
-    "ValueError/TypeError/IndexError (a traceback from the CLI) instead of ConfigError",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "dist",
     [
@@ -557,11 +543,6 @@ def test_bad_distribution_arguments_are_config_errors(tmp_path: Path, dist: str)
         load(tmp_path, f"sweep: {{mode: random, axes: {{train.batch_size: {dist}}}}}\n")
 
 
-@pytest.mark.xfail(
-    reason="Trial.name skips only a 'model.name' override; a mapping-valued 'model' axis "
-    "repeats the model name ('nn nn hidden_channels=4-8 ...')",
-    strict=True,
-)
 def test_trial_name_with_a_mapping_model_axis(tmp_path: Path) -> None:
     _, trials, _ = load(
         tmp_path,
@@ -571,11 +552,6 @@ def test_trial_name_with_a_mapping_model_axis(tmp_path: Path) -> None:
     assert trials[0].name == "nn hidden_channels=4-8 hidden_neurons=32-32"
 
 
-@pytest.mark.xfail(
-    reason="format_value has no mapping case: the plan table shows a mapping-valued axis as a "
-    "Python dict repr ({'name': 'nn', ...})",
-    strict=True,
-)
 def test_plan_table_shows_mapping_axis_readably(tmp_path: Path) -> None:
     spec, trials, _ = load(
         tmp_path, "sweep:\n  axes:\n    model: [{name: nn, hidden_channels: [4, 8]}, {name: vgg}]\n"
@@ -585,11 +561,6 @@ def test_plan_table_shows_mapping_axis_readably(tmp_path: Path) -> None:
     assert "hidden_channels=4-8" in text
 
 
-@pytest.mark.xfail(
-    reason="repeats overwrite a swept train.seed with base seed + rep, so seed points collapse "
-    "(train.seed: [0, 10] x repeats 2 gives seeds 0, 1 only)",
-    strict=True,
-)
 def test_repeats_with_a_seed_axis(tmp_path: Path) -> None:
     _, trials, _ = load(tmp_path, "sweep: {repeats: 2, axes: {train.seed: [0, 10]}}\n")
     assert [t.config.train.seed for t in trials] == [0, 1, 10, 11]

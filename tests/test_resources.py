@@ -105,12 +105,6 @@ def test_concurrency(
     assert concurrency(req, cluster, limit) == expected
 
 
-@pytest.mark.xfail(
-    reason="concurrency adds its 1e-9 after the floor division (int(have // need + 1e-9)), "
-    "so 1 // 0.1 == 9.0: ten 0.1-GPU trials fit on one GPU (Ray counts in 1e-4 units) but "
-    "concurrency says 9",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("req", "cluster", "expected"),
     [

@@ -1,0 +1,132 @@
+"""The Tune callback on the sweep driver: per-trial MLflow runs and console progress.
+
+Tune calls it from its event loop; every MLflow write is queued on the one writer thread.
+It is pickled with Tune's experiment state: it pickles as a reference to the live recorder of
+the process that unpickles it (`current_recorder`), so a resumed sweep gets the new one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from raysweep.progress import Console
+from raysweep.sweep import TrialOutcome
+from raysweep.tracking import TAG_STATUS, TAG_TRIAL, MlflowWriter
+
+_CURRENT: list[SweepRecorder] = []
+
+
+def current_recorder() -> SweepRecorder:
+    """The recorder of this process's running sweep (what an unpickled recorder becomes)."""
+    return _CURRENT[-1]
+
+
+class SweepRecorder(tune.Callback):
+    """Tune callback on the driver: MLflow child runs and console progress per trial."""
+
+    def __init__(
+        self,
+        writer: MlflowWriter,
+        parent_id: str,
+        outcomes: dict[str, TrialOutcome],
+        console: Console,
+    ) -> None:
+        self.writer = writer
+        self.parent_id = parent_id
+        self.outcomes = outcomes
+        self.console = console
+        _CURRENT.append(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        # The writer's thread and the console cannot be pickled; see the module docstring.
+        return current_recorder, ()
+
+    def _outcome(self, trial: Any) -> TrialOutcome:
+        return self.outcomes[trial.config["trial"]["trial_id"]]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        out = self._outcome(trial)
+        out.status, out.started = "running", time.time()
+        t = out.trial
+        tags = {
+            TAG_TRIAL: t.trial_id,
+            "raysweep.studies": ",".join(t.studies),
+            "raysweep.fingerprint": t.fingerprint,
+            TAG_STATUS: "running",
+        }
+        if out.run_id is None:
+            config = t.config.model_dump(mode="json")
+            out.run_id = self.writer.submit(
+                self.writer.create_child, self.parent_id, t.name, tags, config
+            ).result()
+        else:  # resumed: the same MLflow run goes on
+            self.writer.submit(self.writer.reopen, out.run_id, tags)
+        self.console.trial_started(out)
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        out = self._outcome(trial)
+        epoch = int(result.get("epoch", 0))
+        if epoch <= out.last_epoch:
+            return  # a worker restarted from its checkpoint and redid an epoch already logged
+        first = out.last_epoch == 0
+        out.last_epoch = epoch
+        out.metrics = dict(result)
+        out.checkpoint_path = result.get("checkpoint_path") or out.checkpoint_path
+        if out.run_id:
+            self.writer.submit(self.writer.log_epoch, out.run_id, out.metrics)
+            if first:
+                tags = {f"raysweep.{k}": result.get(k, "") for k in ("node_id", "host", "device")}
+                self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
+        self.console.trial_result(out, self.outcomes)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        out = self._outcome(trial)
+        m = out.metrics
+        if m.get("diverged"):
+            out.status = "diverged"
+        elif m.get("stopped_early"):
+            out.status = "early_stopped"
+        elif m and not m.get("done"):
+            out.status = "stopped"
+        else:
+            out.status = "finished"
+        self._close(out, "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        out = self._outcome(trial)
+        out.status = "failed"
+        out.error = _error_text(trial)
+        if out.run_id:
+            self.writer.submit(self.writer.log_text, out.run_id, out.error, "error.txt")
+        self._close(out, "FAILED")
+
+    def _close(self, out: TrialOutcome, mlflow_status: str) -> None:
+        out.ended = time.time()
+        m = out.metrics
+        if out.run_id:
+            keys = ("best_test_acc", "best_epoch", "stopped_early", "diverged")
+            final = {k: m[k] for k in keys if k in m}
+            tags = {TAG_STATUS: out.status, "raysweep.epochs_run": m.get("epoch", 0)}
+            self.writer.submit(self.writer.log_final, out.run_id, final, tags)
+            if out.checkpoint_path:
+                self.writer.submit(
+                    self.writer.log_checkpoint,
+                    out.run_id,
+                    out.checkpoint_path,
+                    out.trial.config.train.log_model,
+                )
+            self.writer.submit(self.writer.end, out.run_id, mlflow_status)
+        self.console.trial_done(out, self.outcomes)
+
+
+def _error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        return Path(path).read_text()
+    return str(getattr(trial, "error_msg", "") or "the trial failed (no error text from Ray)")
