@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,3 +32,42 @@ def write_sweep(tmp_path: Path, digits_cache: Path):
         return path
 
     return write
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`raysweep ARGS` in `cwd`, with MLflow's default store there."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [str(RAYSWEEP), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+CLI_SWEEP = {
+    "name": "e2e-digits",
+    "model": {"name": "nn", "hidden_channels": [8, 16], "hidden_neurons": [64, 64]},
+    "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 3.0e-3}},
+    "sweep": {
+        "studies": [
+            {"name": "lr", "mode": "grid", "axes": {"train.optimizer.lr": [3.0e-3, 1.0e-3]}},
+            {"name": "models", "mode": "grid", "axes": {"model": [{"name": "lenet"}]}},
+            {"name": "broken", "set": {"model.activation": "no-such-activation"}},
+            {"name": "diverging", "set": {"train.optimizer": {"name": "sgd", "lr": 1.0e6}}},
+            {"name": "slow", "set": {"train.optimizer.lr": 1.0e-6}},
+        ],
+        "scheduler": {"name": "asha", "grace_epochs": 1, "reduction_factor": 2},
+    },
+    "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def cli_sweep(tmp_path_factory: pytest.TempPathFactory, digits_cache: Path) -> dict:
+    """One real sweep through `raysweep run`, shared by the end-to-end test modules: 6 trials
+    under ASHA, of which one fails at run time, one diverges and one learns too slowly."""
+    work = tmp_path_factory.mktemp("cli-sweep")
+    spec = dict(CLI_SWEEP)
+    spec["dataset"] = {"name": "digits", "image_size": 32, "cache_dir": str(digits_cache)}
+    (work / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    proc = run_cli(["run", "sweep.yaml", "--storage", str(work / "ray")], cwd=work)
+    return {"proc": proc, "work": work, "uri": f"sqlite:///{work / 'mlflow.db'}"}

@@ -1,25 +1,18 @@
 """End to end with everything real: the CLI starts a local Ray, Tune runs TorchTrainer trials
-that train on scikit-learn's digits, and MLflow (SQLite in a tmp dir) records them."""
+that train on scikit-learn's digits, and MLflow (SQLite in a tmp dir) records them.
+
+`cli_sweep` (conftest) is one real sweep shared by the end-to-end modules: ASHA over several
+learning rates, one trial that diverges and one that fails at run time."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RAYSWEEP
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def _run_cli(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(
-        [str(RAYSWEEP), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def _client(uri: str):
@@ -28,56 +21,43 @@ def _client(uri: str):
     return MlflowClient(uri)
 
 
-@pytest.fixture(scope="module")
-def cli_sweep(tmp_path_factory: pytest.TempPathFactory, digits_cache: Path) -> dict:
-    """One real sweep through `raysweep run`: 3 good trials and 1 that fails at run time."""
-    import yaml
-
-    work = tmp_path_factory.mktemp("cli-sweep")
-    spec = {
-        "name": "e2e-digits",
-        "dataset": {"name": "digits", "image_size": 32, "cache_dir": str(digits_cache)},
-        "model": {"name": "nn", "hidden_channels": [8, 16], "hidden_neurons": [64, 64]},
-        "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 3.0e-3}},
-        "sweep": {
-            "studies": [
-                {"name": "lr", "mode": "grid", "axes": {"train.optimizer.lr": [3.0e-3, 1.0e-3]}},
-                {"name": "models", "mode": "grid", "axes": {"model": [{"name": "lenet"}]}},
-                {"name": "broken", "set": {"model.activation": "no-such-activation"}},
-            ]
-        },
-        "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+def _children(client, name: str) -> tuple[object, dict[str, object]]:
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    children = {
+        r.data.tags["raysweep.trial_id"]: r for r in runs if "mlflow.parentRunId" in r.data.tags
     }
-    (work / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    proc = _run_cli(["run", "sweep.yaml", "--storage", str(work / "ray")], cwd=work)
-    return {"proc": proc, "work": work, "uri": f"sqlite:///{work / 'mlflow.db'}"}
+    return parents[0], children
+
+
+def _by_study(children: dict) -> dict[str, object]:
+    return {r.data.tags["raysweep.studies"]: r for r in children.values()}
 
 
 def test_cli_run_exit_code_and_summary(cli_sweep: dict) -> None:
     proc = cli_sweep["proc"]
     out = proc.stdout
     assert proc.returncode == 1, proc.stdout + proc.stderr  # one trial failed on purpose
-    assert "Traceback" not in out
-    assert "4 trials" in out
+    assert "Traceback" not in out + proc.stderr
+    assert "6 trials" in out and "scheduler asha" in out
     assert "t000 started" in out and "epoch 3/3" in out
-    assert "best test_acc" in out
     assert "FAILED" in out and "no-such-activation" in out
+    assert "diverged" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
     assert "workflowType=machine_learning" in out
-    summary = out[out.index("trial_id") :]
-    assert summary.splitlines()[1].split()[1] == "finished"  # best first
-    assert "failed" in summary
+    summary = out[out.index("trial_id  ") :]
+    first_row = summary.splitlines()[1].split()
+    assert first_row[1] == "finished"  # best first
+    assert "failed" in summary and "diverged" in summary
+    assert "raysweep: trial t003" in out  # the failed trial is listed with its error
 
 
 def test_mlflow_layout(cli_sweep: dict) -> None:
     client = _client(cli_sweep["uri"])
-    exp = client.get_experiment_by_name("e2e-digits")
-    assert exp is not None
-    runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 4
-    parent = parents[0]
+    parent, children = _children(client, "e2e-digits")
+    assert len(children) == 6
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
         "sweep.yaml",
         "plan.json",
@@ -86,18 +66,24 @@ def test_mlflow_layout(cli_sweep: dict) -> None:
         "summary.md",
     }
     assert parent.info.status == "FAILED"  # a trial failed
-    by_status = {}
-    for child in children:
+    assert parent.data.tags["raysweep.best_run_id"] in {r.info.run_id for r in children.values()}
+    for child in children.values():
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        by_status.setdefault(child.info.status, []).append(child)
-    assert len(by_status["FINISHED"]) == 3 and len(by_status["FAILED"]) == 1
+    study = _by_study(children)
 
-    failed = by_status["FAILED"][0]
-    assert failed.data.tags["raysweep.status"] == "failed"
+    failed = study["broken"]
+    assert failed.info.status == "FAILED" and failed.data.tags["raysweep.status"] == "failed"
     error = client.download_artifacts(failed.info.run_id, "error.txt")
     assert "no-such-activation" in Path(error).read_text()
 
-    for child in by_status["FINISHED"]:
+    diverged = study["diverging"]
+    assert diverged.info.status == "FINISHED"
+    assert diverged.data.tags["raysweep.status"] == "diverged"
+    assert diverged.data.metrics["diverged"] == 1
+
+    finished = [r for r in children.values() if r.data.tags["raysweep.status"] == "finished"]
+    assert len(finished) >= 1
+    for child in finished:
         tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
         for tag in ("raysweep.trial_id", "raysweep.node_id", "raysweep.host", "raysweep.device"):
             assert tags.get(tag), tag
@@ -131,8 +117,21 @@ def test_mlflow_layout(cli_sweep: dict) -> None:
             "per_class_accuracy.json",
             "steps.parquet",
         } <= arts
-    best = max(by_status["FINISHED"], key=lambda r: r.data.metrics["best_test_acc"])
+    best = max(finished, key=lambda r: r.data.metrics["best_test_acc"])
     assert best.data.metrics["best_test_acc"] >= 0.85
+
+
+def test_asha_stops_the_slow_learner(cli_sweep: dict) -> None:
+    """lr 1e-6 reaches ASHA's first rung (epoch 1) far below the others and is stopped there;
+    it is recorded as stopped (not failed) with the epoch it reached."""
+    client = _client(cli_sweep["uri"])
+    _, children = _children(client, "e2e-digits")
+    slow = _by_study(children)["slow"]
+    assert slow.info.status == "FINISHED"
+    assert slow.data.tags["raysweep.status"] == "stopped"
+    assert int(slow.data.tags["raysweep.epochs_run"]) < 3
+    steps = [m.step for m in client.get_metric_history(slow.info.run_id, "test_acc")]
+    assert max(steps) < 3
 
 
 def test_logged_model_predicts_with_logged_accuracy(cli_sweep: dict) -> None:
@@ -181,7 +180,7 @@ def test_two_ddp_workers_train_and_agree_with_one(write_sweep, tmp_path: Path) -
             },
             name=f"ddp{workers}.yaml",
         )
-        proc = _run_cli(["run", str(spec), "--storage", str(tmp_path / "ray")], cwd=tmp_path)
+        proc = run_cli(["run", str(spec), "--storage", str(tmp_path / "ray")], cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         client = _client(f"sqlite:///{tmp_path / 'mlflow.db'}")
         exp = client.get_experiment_by_name(f"e2e-ddp-{workers}")

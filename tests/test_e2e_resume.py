@@ -54,7 +54,10 @@ def test_killed_driver_resumes_without_duplicate_runs(write_sweep, tmp_path: Pat
     with log.open("w") as fh:
         proc = subprocess.Popen(
             [str(RAYSWEEP), "run", str(spec), "--storage", str(storage)],
-            cwd=tmp_path, env=_env(), stdout=fh, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     first = _kill_when(proc, log, "t001 epoch 1/4", timeout=600)
@@ -62,7 +65,11 @@ def test_killed_driver_resumes_without_duplicate_runs(write_sweep, tmp_path: Pat
 
     resumed = subprocess.run(
         [str(RAYSWEEP), "run", str(spec), "--resume"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900,
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "t000 started" not in resumed.stdout  # finished: not rerun

@@ -17,11 +17,21 @@ from raysweep.train import WorkerEnv, train_trial
 def _config(cache: Path, **train) -> TrialConfig:
     return TrialConfig.model_validate(
         {
-            "dataset": {"name": "digits", "image_size": 32, "cache_dir": str(cache),
-                        "limit_train": 512, "limit_test": 256},
+            "dataset": {
+                "name": "digits",
+                "image_size": 32,
+                "cache_dir": str(cache),
+                "limit_train": 512,
+                "limit_test": 256,
+            },
             "model": {"name": "lenet"},
-            "train": {"epochs": 3, "batch_size": 64, "seed": 1,
-                      "optimizer": {"name": "adam", "lr": 3e-3}, **train},
+            "train": {
+                "epochs": 3,
+                "batch_size": 64,
+                "seed": 1,
+                "optimizer": {"name": "adam", "lr": 3e-3},
+                **train,
+            },
         }
     )
 
@@ -30,8 +40,9 @@ def _run(config: TrialConfig, resume=None):
     reports = []
     torch.set_num_threads(1)
     # The real reporter serializes the state at once; a deep copy does the same here.
-    train_trial(config, WorkerEnv(), lambda m, s: reports.append((m, copy.deepcopy(s))),
-                resume=resume)
+    train_trial(
+        config, WorkerEnv(), lambda m, s: reports.append((m, copy.deepcopy(s))), resume=resume
+    )
     return reports
 
 
@@ -82,8 +93,12 @@ def test_a_diverging_trial_stops_at_once(digits_cache: Path) -> None:
 
 
 def test_early_stopping_is_recorded(digits_cache: Path) -> None:
-    config = _config(digits_cache, epochs=8, optimizer={"name": "sgd", "lr": 1e-9},
-                     early_stop={"patience": 2, "metric": "test_acc"})
+    config = _config(
+        digits_cache,
+        epochs=8,
+        optimizer={"name": "sgd", "lr": 1e-9},
+        early_stop={"patience": 2, "metric": "test_acc"},
+    )
     reports = _run(config)
     last = reports[-1][0]
     assert last["stopped_early"] == 1 and last["done"] == 1
