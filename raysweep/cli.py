@@ -86,9 +86,15 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool, address: str | N
 @click.option(
     "--storage",
     metavar="PATH",
-    help="Ray storage for checkpoints (default ~/ray_results; s3://... on a cluster).",
+    envvar="RAYSWEEP_STORAGE",
+    help="Where trial checkpoints go: a path, or s3://, gs://, NFS on a cluster "
+    "(default $RAYSWEEP_STORAGE or ~/ray_results).",
 )
-@click.option("--address", metavar="ADDR", help="Ray cluster address ('auto' on a cluster node).")
+@click.option(
+    "--address",
+    metavar="ADDR",
+    help="Ray cluster address ('auto' on a cluster node; default $RAY_ADDRESS or a local Ray).",
+)
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="At most N trials at once.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary, no per-epoch lines.")
 @click.option(

@@ -17,6 +17,7 @@ from raysweep.sweep import (
     RunOptions,
     TrialOutcome,
     build_tuner,
+    check_storage_reach,
     experiment_dir_name,
     init_ray,
     plan_resources,
@@ -50,6 +51,7 @@ def run_sweep(
     storage = storage_uri(options.storage)
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
     cluster = init_ray(options.address, options.debug)
+    check_storage_reach(storage)
     req, parallel = plan_resources(spec, cluster, options.max_concurrent)
 
     writer = MlflowWriter(tracking_uri, spec.name)

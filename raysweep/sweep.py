@@ -161,9 +161,14 @@ def trial_driver(tune_config: dict[str, Any]) -> None:
 
 
 def init_ray(address: str | None, debug: bool) -> dict[str, float]:
-    """Start (or connect to) Ray quietly; returns the cluster's resources."""
+    """Start (or connect to) Ray quietly; returns the cluster's resources.
+
+    `address` (or $RAY_ADDRESS, which cluster.yaml sets on the head node) connects to a running
+    cluster; without one, a local Ray is started with the `trial_driver` resource.
+    """
     import ray
 
+    address = address or os.environ.get("RAY_ADDRESS") or None
     os.environ.update(RAY_ENV)
     kwargs: dict[str, Any] = {
         "log_to_driver": debug,
@@ -181,6 +186,61 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
             raise UserError(f"--address {address}: cannot connect to Ray: {exc}") from None
         raise UserError(f"could not start a local Ray instance: {exc}") from None
     return {k: float(v) for k, v in ray.cluster_resources().items()}
+
+
+NETWORK_FILESYSTEMS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "lustre",
+    "ceph",
+    "glusterfs",
+    "fuse.glusterfs",
+    "beegfs",
+    "gpfs",
+    "fuse.sshfs",
+    "fuse.s3fs",
+    "fuse.gcsfuse",
+    "fuse.mountpoint-s3",
+    "efs",
+)
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem `path` lives on, from /proc/mounts ('' if unknown)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    best, kind = "", ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 3 and path.startswith(fields[1]) and len(fields[1]) > len(best):
+            best, kind = fields[1], fields[2]
+    return kind
+
+
+def check_storage_reach(storage: str) -> None:
+    """Refuse a node-local storage path on a cluster whose nodes are on different hosts.
+
+    Checkpoints are written by the node a trial runs on and read back by whichever node
+    retries or resumes it; a path on one machine's disk cannot serve another machine.
+    """
+    import ray
+
+    if "://" in storage:
+        return
+    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    kind = filesystem_type(storage)
+    if len(hosts) > 1 and kind not in NETWORK_FILESYSTEMS:
+        raise UserError(
+            f"--storage {storage}: a local path ({kind or 'unknown'} filesystem) on a cluster "
+            f"of {len(hosts)} hosts; a trial retried or resumed on another node could not read "
+            "its checkpoints. Use shared storage: --storage s3://bucket/path, gs://..., or a "
+            "path on NFS mounted on every node."
+        )
 
 
 def driver_request(cluster: dict[str, float]) -> dict[str, float]:
