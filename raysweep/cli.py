@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from raysweep import commands
 from raysweep.errors import UserError
 
 SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
@@ -184,6 +185,9 @@ def models(as_json: bool, input_shape: str, num_classes: int) -> None:
     click.echo(f"{'model'.ljust(width)}  {'params':>12}  source")
     for r in rows:
         click.echo(f"{r['name'].ljust(width)}  {r['params']:>12,}  {r['source']}")
+
+
+commands.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
-"""The driver killed mid-sweep (SIGKILL of the whole process group), then `--resume`: finished
-trials are not rerun, unfinished ones continue from their checkpoints, one MLflow run per trial."""
+"""Ctrl-C, then a killed driver (SIGKILL of its whole session), each followed by `--resume`:
+finished trials are not rerun, unfinished ones continue from their checkpoints, and MLflow keeps
+exactly one run per trial with none left RUNNING."""
 
 from __future__ import annotations
 
@@ -22,14 +23,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _kill_when(proc: subprocess.Popen, log: Path, needle: str, timeout: float) -> str:
+def _signal_when(proc: subprocess.Popen, log: Path, needle: str, sig: int, timeout: float) -> str:
+    """Send `sig` (SIGINT to the driver, SIGKILL to its whole session) once `needle` shows."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         text = log.read_text()
         if needle in text:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=60)
-            return text
+            if sig == signal.SIGKILL:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.send_signal(sig)
+            proc.wait(timeout=300)
+            return log.read_text()
         if proc.poll() is not None:
             pytest.fail(f"the sweep ended before '{needle}':\n{text}")
         time.sleep(0.5)
@@ -37,7 +42,21 @@ def _kill_when(proc: subprocess.Popen, log: Path, needle: str, timeout: float) -
     pytest.fail(f"'{needle}' never appeared:\n{log.read_text()}")
 
 
-def test_killed_driver_resumes_without_duplicate_runs(write_sweep, tmp_path: Path) -> None:
+def _start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    with log.open("w") as fh:
+        return subprocess.Popen(
+            [str(RAYSWEEP), *args],
+            cwd=cwd,
+            env=_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def test_interrupted_and_killed_sweep_resumes_without_duplicate_runs(
+    write_sweep, tmp_path: Path
+) -> None:
     from mlflow.tracking import MlflowClient
 
     spec = write_sweep(
@@ -49,41 +68,48 @@ def test_killed_driver_resumes_without_duplicate_runs(write_sweep, tmp_path: Pat
             "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "max_concurrent": 1},
         }
     )
-    storage = tmp_path / "ray"
-    log = tmp_path / "first.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [str(RAYSWEEP), "run", str(spec), "--storage", str(storage)],
-            cwd=tmp_path,
-            env=_env(),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    first = _kill_when(proc, log, "t001 epoch 1/4", timeout=600)
-    assert "t000 finished" in first
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
 
-    resumed = subprocess.run(
-        [str(RAYSWEEP), "run", str(spec), "--resume"],
+    # 1. Ctrl-C once during t000: it stops cleanly, t000 is KILLED, the way back is printed.
+    log1 = tmp_path / "1.log"
+    first = _signal_when(_start(run, tmp_path, log1), log1, "t000 epoch 1/4", signal.SIGINT, 600)
+    assert "--resume" in first, first
+    killed = client.search_runs(
+        [client.get_experiment_by_name("e2e-resume").experiment_id],
+        "tags.`raysweep.trial_id` = 't000'",
+    )
+    assert [r.info.status for r in killed] == ["KILLED"]
+
+    # 2. Resume, then kill the driver's whole session (as a crash or reboot would) during t001.
+    log2 = tmp_path / "2.log"
+    second = _signal_when(
+        _start([*run, "--resume"], tmp_path, log2), log2, "t001 epoch 1/4", signal.SIGKILL, 600
+    )
+    assert "t000 finished" in second
+    assert "t000 epoch 1/4" not in second  # t000 went on from its epoch-1 checkpoint
+
+    # 3. Resume again: t000 is not rerun, t001 continues from its checkpoint.
+    third = subprocess.run(
+        [str(RAYSWEEP), *run, "--resume"],
         cwd=tmp_path,
         env=_env(),
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "t000 started" not in resumed.stdout  # finished: not rerun
-    assert "t001 epoch 1/4" not in resumed.stdout  # continued from its epoch-1 checkpoint
-    assert "t001 epoch 4/4" in resumed.stdout
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "t000 started" not in third.stdout
+    assert "t001 epoch 1/4" not in third.stdout
+    assert "t001 epoch 4/4" in third.stdout
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("e2e-resume")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1
     assert sorted(r.data.tags["raysweep.trial_id"] for r in children) == ["t000", "t001"]
-    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
     for child in children:
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "test_acc")]
         assert sorted(steps) == [1, 2, 3, 4], steps

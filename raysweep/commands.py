@@ -1,0 +1,357 @@
+"""`raysweep report | best | predict | export`: compare a sweep's runs, from MLflow alone.
+
+Thin click commands over `mlflow_read`, `analysis` and `predict`. Only click is imported at
+module level (mlflow, torch and pandas load when a command runs), so `raysweep --help` stays
+light. `register(cli)` adds the commands to the `raysweep` group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from raysweep.errors import UserError
+
+EXPERIMENT_ARG = click.argument("experiment")
+RUN_OPT = click.option(
+    "--run",
+    "parent_id",
+    metavar="RUN_ID",
+    help="The sweep (parent) run to use; default: the experiment's newest sweep.",
+)
+
+
+def _say(text: str = "") -> None:
+    click.echo(text)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment"
+
+
+def _records(table: Any) -> list[dict[str, Any]]:
+    return json.loads(table.to_json(orient="records", double_precision=10))
+
+
+def _pct(value: Any) -> str:
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{100 * float(value):.2f}%")
+    )
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def run_report(
+    experiment: str,
+    tracking_uri: str | None,
+    out: Path | None,
+    parent_id: str | None = None,
+    log: bool = True,
+    as_json: bool = False,
+) -> Path:
+    """(Re)build the summary and plots of a sweep from MLflow, write them to `out` and to the
+    sweep's parent run; print the table. Returns the output directory."""
+    from raysweep.analysis import best_row, text_table, write_report
+    from raysweep.mlflow_read import log_files, parent_texts, read_sweep
+    from raysweep.tracking import experiment_id_for, resolve_tracking_uri, ui_hint
+
+    sweep = read_sweep(tracking_uri, experiment, parent_id)
+    if sweep.trials.empty:
+        raise UserError(f"sweep run {sweep.parent_run_id} of {experiment!r} has no trials yet")
+    out = out or Path("raysweep-report") / _safe_name(sweep.name)
+    report = write_report(sweep, out)
+    assert sweep.parent_run_id is not None
+    for name, text in parent_texts(tracking_uri, experiment, sweep.parent_run_id).items():
+        (out / name).write_text(text)
+    if log:
+        log_files(tracking_uri, sweep.parent_run_id, report.files)
+    if as_json:
+        _say(
+            json.dumps(
+                {
+                    "experiment": sweep.name,
+                    "sweep_run_id": sweep.parent_run_id,
+                    "out": str(out),
+                    "files": [str(p) for p in report.files],
+                    "logged": log,
+                    "rows": _records(report.table),
+                    "grouped": _records(report.grouped) if report.grouped is not None else None,
+                },
+                indent=1,
+            )
+        )
+        return out
+    counts = report.table["status"].value_counts().to_dict()
+    status = ", ".join(f"{n} {s}" for s, n in counts.items())
+    _say(
+        f"raysweep: sweep {sweep.name!r}, run {sweep.parent_run_id}: {len(report.table)} "
+        f"trials ({status})"
+    )
+    _say("")
+    _say(text_table(report.table))
+    if report.grouped is not None:
+        _say("\nmean ± std over seeds:")
+        _say(text_table(report.grouped, grouped=True))
+    best = best_row(report.table, sweep.metric, sweep.goal)
+    if best is not None:
+        _say(
+            f"\nraysweep: best: {best['trial_id']} {best['name']}: best_test_acc "
+            f"{_pct(best['best_test_acc'])} at epoch {best['best_epoch']} (run {best['run_id']})"
+        )
+    names = ", ".join(p.name for p in report.files)
+    _say(f"raysweep: wrote {out}/: {names}")
+    uri = resolve_tracking_uri(tracking_uri)
+    if log:
+        _say(f"raysweep: logged them to the sweep run {sweep.parent_run_id}")
+    _say(f"raysweep: {ui_hint(uri, experiment_id_for(uri, sweep.name))}")
+    return out
+
+
+# ------------------------------------------------------------------------------------- best
+
+
+def run_best(
+    experiment: str,
+    tracking_uri: str | None,
+    metric: str = "test_acc",
+    goal: str | None = None,
+    parent_id: str | None = None,
+    register_as: str | None = None,
+    as_json: bool = False,
+) -> dict[str, Any]:
+    """Print the best trial (params, metrics, model URI); optionally register its model."""
+    from raysweep.mlflow_read import best_run
+    from raysweep.plan import format_value
+
+    best = best_run(tracking_uri, experiment, metric, goal, parent_id)
+    registered = None
+    if register_as:
+        registered = _register(best.model_uri, register_as, tracking_uri, best.run_id)
+    data = {
+        "experiment": experiment,
+        "sweep_run_id": best.parent_run_id,
+        "run_id": best.run_id,
+        "trial_id": best.trial_id,
+        "name": best.name,
+        "status": best.status,
+        "metric": best.metric,
+        "goal": best.goal,
+        "value": best.value,
+        "swept": best.swept,
+        "metrics": best.metrics,
+        "params": best.params,
+        "model_uri": best.model_uri,
+        "registered": registered,
+    }
+    if as_json:
+        _say(json.dumps(data, indent=1, default=str))
+        return data
+    shown = f"{_pct(best.value)}" if "acc" in metric or metric == "gap" else f"{best.value:.4g}"
+    _say(
+        f"best trial of {experiment!r} by {metric} ({best.goal}): "
+        f"{best.trial_id} {best.name} = {shown}"
+    )
+    _say(f"  run id:   {best.run_id}  (sweep run {best.parent_run_id})")
+    _say(f"  status:   {best.status}")
+    swept = "  ".join(f"{k}={format_value(v)}" for k, v in best.swept.items()) or "(base)"
+    _say(f"  swept:    {swept}")
+    metrics = "  ".join(f"{k}={v:.4g}" for k, v in best.metrics.items())
+    _say(f"  metrics:  {metrics}")
+    _say(f"  model:    {best.model_uri or '(no model logged)'}")
+    _say("  params:")
+    width = max((len(k) for k in best.params), default=0)
+    for key, value in best.params.items():
+        _say(f"    {key.ljust(width)}  {value}")
+    if registered:
+        _say(
+            f"registered: model {registered['name']!r} version {registered['version']} "
+            f"({registered['uri']})"
+        )
+    return data
+
+
+def _register(
+    model_uri: str | None, name: str, tracking_uri: str | None, run_id: str
+) -> dict[str, Any]:
+    import mlflow
+
+    from raysweep.tracking import resolve_tracking_uri
+
+    if model_uri is None:
+        raise UserError(f"run {run_id} logged no model: nothing to register")
+    uri = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        version = mlflow.register_model(model_uri, name)
+    except Exception as exc:  # noqa: BLE001 - MLflow's errors for a bad name or registry
+        raise UserError(f"cannot register {model_uri} as {name!r}: {exc}") from None
+    return {"name": name, "version": version.version, "uri": f"models:/{name}/{version.version}"}
+
+
+# ---------------------------------------------------------------------------------- predict
+
+
+def run_predict(
+    model_uri: str,
+    images: tuple[Path, ...],
+    tracking_uri: str | None,
+    top: int = 1,
+    as_json: bool = False,
+) -> list[Any]:
+    """Print the predicted class and probability (top-k) of each image."""
+    from raysweep.predict import collect_images, load_model, predict
+
+    paths = collect_images(list(images))
+    model, spec = load_model(model_uri, tracking_uri)
+    predictions = predict(model, spec, paths, top=top)
+    if as_json:
+        _say(json.dumps([p.to_json() for p in predictions], indent=1))
+        return predictions
+    width = max(len(str(p.path)) for p in predictions)
+    for p in predictions:
+        ranked = "  ".join(f"{label} ({100 * prob:.1f}%)" for label, prob in p.top)
+        _say(f"{str(p.path).ljust(width)}  {ranked}")
+    return predictions
+
+
+# ----------------------------------------------------------------------------------- export
+
+
+def run_export(
+    experiment: str,
+    tracking_uri: str | None,
+    fmt: str | None,
+    out: Path | None,
+    parent_id: str | None = None,
+    all_sweeps: bool = False,
+) -> Path:
+    """Write one row per trial run (all params, final metrics) as Parquet or CSV."""
+    from raysweep.mlflow_read import export_table
+
+    if fmt is None:
+        fmt = "csv" if out is not None and out.suffix.lower() == ".csv" else "parquet"
+    table = export_table(tracking_uri, experiment, parent_id, all_sweeps)
+    out = out or Path(f"{_safe_name(experiment)}-trials.{fmt}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        table.to_csv(out, index=False)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out)
+    _say(f"raysweep: wrote {len(table)} trial runs x {table.shape[1]} columns to {out}")
+    return out
+
+
+# --------------------------------------------------------------------------------- register
+
+
+def register(cli: click.Group) -> None:
+    """Add `report`, `best`, `predict` and `export` to the `raysweep` command group."""
+    from raysweep.cli import JSON_OPT, TRACKING_OPT
+
+    @cli.command()
+    @EXPERIMENT_ARG
+    @TRACKING_OPT
+    @click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Directory for the report (default ./raysweep-report/<experiment>).",
+    )
+    @RUN_OPT
+    @click.option("--no-log", is_flag=True, help="Do not log the report to the sweep run.")
+    @JSON_OPT
+    def report(
+        experiment: str,
+        tracking_uri: str | None,
+        out: Path | None,
+        parent_id: str | None,
+        no_log: bool,
+        as_json: bool,
+    ) -> None:
+        """(Re)build a sweep's summary table and comparison plots from MLflow.
+
+        Works on finished and interrupted sweeps and on stores from another machine; writes
+        the files to --out and to the sweep's parent run, and prints the table.
+        """
+        run_report(experiment, tracking_uri, out, parent_id, not no_log, as_json)
+
+    @cli.command()
+    @EXPERIMENT_ARG
+    @click.option("--metric", default="test_acc", show_default=True, help="Rank trials by this.")
+    @click.option("--goal", type=click.Choice(["max", "min"]), help="Default: the sweep's.")
+    @TRACKING_OPT
+    @RUN_OPT
+    @click.option("--register", "register_as", metavar="NAME", help="Register its model.")
+    @JSON_OPT
+    def best(
+        experiment: str,
+        metric: str,
+        goal: str | None,
+        tracking_uri: str | None,
+        parent_id: str | None,
+        register_as: str | None,
+        as_json: bool,
+    ) -> None:
+        """The best trial of a sweep: its params, metrics and model URI.
+
+        --register NAME puts its model into the MLflow Model Registry.
+        """
+        run_best(experiment, tracking_uri, metric, goal, parent_id, register_as, as_json)
+
+    @cli.command()
+    @click.argument("model_uri")
+    @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+    @TRACKING_OPT
+    @click.option("--top", default=1, show_default=True, type=click.IntRange(min=1))
+    @JSON_OPT
+    def predict(
+        model_uri: str,
+        images: tuple[Path, ...],
+        tracking_uri: str | None,
+        top: int,
+        as_json: bool,
+    ) -> None:
+        """Classify PNG/JPEG images (files or directories) with a logged model.
+
+        MODEL_URI is runs:/<run_id>/model or models:/<name>/<version>; images get the
+        transform the model was trained with (size, channels, mean/std).
+        """
+        run_predict(model_uri, images, tracking_uri, top, as_json)
+
+    @cli.command()
+    @EXPERIMENT_ARG
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["parquet", "csv"]),
+        help="Default: from --out's suffix, else parquet.",
+    )
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Output file (default ./<experiment>-trials.<format>).",
+    )
+    @TRACKING_OPT
+    @RUN_OPT
+    @click.option("--all-sweeps", is_flag=True, help="Every sweep run of the experiment.")
+    def export(
+        experiment: str,
+        fmt: str | None,
+        out: Path | None,
+        tracking_uri: str | None,
+        parent_id: str | None,
+        all_sweeps: bool,
+    ) -> None:
+        """One row per trial run (every param, final metrics) as Parquet or CSV."""
+        run_export(experiment, tracking_uri, fmt, out, parent_id, all_sweeps)
