@@ -19,16 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-METRIC_KEYS = (
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "gap",
-    "lr",
-    "epoch_time_s",
-    "images_per_s",
-)
+from raysweep.config import METRICS as METRIC_KEYS
+
 TAG_TRIAL = "raysweep.trial_id"
 TAG_STATUS = "raysweep.status"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"

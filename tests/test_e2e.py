@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from raysweep.config import METRICS
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -90,18 +91,7 @@ def test_mlflow_layout(cli_sweep: dict) -> None:
         assert tags["raysweep.device"] == "cpu"
         assert params["train.optimizer.name"] == "adam"
         assert params["dataset.name"] == "digits"
-        for key in (
-            "train_loss",
-            "train_acc",
-            "test_loss",
-            "test_acc",
-            "gap",
-            "lr",
-            "epoch_time_s",
-            "images_per_s",
-            "best_test_acc",
-            "best_epoch",
-        ):
+        for key in (*METRICS, "best_test_acc", "best_epoch"):
             assert key in metrics, key
         history = client.get_metric_history(child.info.run_id, "test_acc")
         assert sorted(m.step for m in history) == [1, 2, 3]
