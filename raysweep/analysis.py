@@ -488,7 +488,15 @@ def plot_best_by_axis(
                 label=label,
                 linestyle=("-" if numeric else ":") if len(xs) > 1 else "none",
             )
-        ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0, fontsize=8)
+        tilt = len(order) > 4 or max((len(k) for k in order), default=0) > 12
+        ticks = [k if len(k) <= 28 else k[:27] + "…" for k in order]
+        ax.set_xticks(
+            range(len(order)),
+            ticks,
+            rotation=25 if tilt else 0,
+            ha="right" if tilt else "center",
+            fontsize=8,
+        )
         ax.set_xlabel(axis, fontsize=9)
         ax.set_ylabel(metric if ax in panels[:, 0] else "")
         ax.grid(alpha=0.3)
@@ -614,7 +622,7 @@ def plot_loss_bands(sweep: SweepData, bands: list[Band], path: Path) -> PlotInfo
 def _save(fig: Any, plt: Any, path: Path, panels: list[tuple[str, list[str]]]) -> PlotInfo:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return PlotInfo(path=path, panels=panels)
 

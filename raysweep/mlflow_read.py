@@ -83,9 +83,10 @@ def open_store(experiment: str, tracking_uri: str | None) -> Store:
     from mlflow.tracking import MlflowClient
 
     uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///") :])
-        if not path.is_file():
+    prefix = next((p for p in ("sqlite:///", "file://") if uri.startswith(p)), None)
+    if prefix is not None:
+        path = Path(uri[len(prefix) :])
+        if not path.exists():
             raise UserError(
                 f"no MLflow store at {path}: pass --tracking-uri (or set MLFLOW_TRACKING_URI) "
                 "to the store the sweep wrote to"

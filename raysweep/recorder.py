@@ -92,7 +92,7 @@ class SweepRecorder(tune.Callback):
             out.status = "diverged"
         elif m.get("stopped_early"):
             out.status = "early_stopped"
-        elif m and not m.get("done"):
+        elif m and not m.get("is_last_epoch"):
             out.status = "stopped"
         else:
             out.status = "finished"

@@ -70,7 +70,7 @@ def restore_outcomes(
         status = child.data.tags.get(TAG_STATUS, "")
         if status in _ENDED:
             out.status = status
-            out.metrics = {**child.data.metrics, "epoch": out.last_epoch, "done": 1}
+            out.metrics = {**child.data.metrics, "epoch": out.last_epoch, "is_last_epoch": 1}
             out.started = child.info.start_time / 1000
             out.ended = (child.info.end_time or child.info.start_time) / 1000
     return outcomes

@@ -254,7 +254,9 @@ def train_trial(
             "best_epoch": best["epoch"],
             "stopped_early": int(stop_early),
             "diverged": int(diverged),
-            "done": int(done),
+            # Not "done": Tune reads a truthy "done" as "trial over" and kills the trial actor
+            # before Ray Train has released its workers (the placement group then leaks).
+            "is_last_epoch": int(done),
             "node_id": env.node_id,
             "host": host,
             "device": str(device),

@@ -54,7 +54,7 @@ def _numbers(metrics: dict) -> dict:
 def test_reports_every_epoch_with_checkpoint_state(digits_cache: Path) -> None:
     reports = _run(_config(digits_cache))
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
-    assert [m["done"] for m, _ in reports] == [0, 0, 1]
+    assert [m["is_last_epoch"] for m, _ in reports] == [0, 0, 1]
     last, state = reports[-1]
     assert state["epoch"] == 3 and set(state) >= {"model", "optimizer", "schedule", "meta"}
     assert last["gap"] == pytest.approx(last["train_acc"] - last["test_acc"])
@@ -87,7 +87,7 @@ def test_a_diverging_trial_stops_at_once(digits_cache: Path) -> None:
     config = _config(digits_cache, epochs=5, optimizer={"name": "sgd", "lr": 1e6})
     reports = _run(config)
     last = reports[-1][0]
-    assert last["diverged"] == 1 and last["done"] == 1
+    assert last["diverged"] == 1 and last["is_last_epoch"] == 1
     assert len(reports) < 5
     assert not math.isfinite(last["train_loss"]) or not math.isfinite(last["test_loss"])
 
@@ -101,7 +101,7 @@ def test_early_stopping_is_recorded(digits_cache: Path) -> None:
     )
     reports = _run(config)
     last = reports[-1][0]
-    assert last["stopped_early"] == 1 and last["done"] == 1
+    assert last["stopped_early"] == 1 and last["is_last_epoch"] == 1
     assert len(reports) < 8
     assert last["best_epoch"] <= len(reports) - 2
 
