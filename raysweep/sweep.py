@@ -33,6 +33,9 @@ from raysweep.resources import (
 # Ray Train V2's report() waits for the controller's poll (2 s by default, DESIGN.md).
 RAY_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+    # Starting a worker group (process, torch import, process group) took 60 s on a loaded
+    # 2-core machine; plans are checked for placement first, so waiting longer is safe.
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300",
     "RAY_TRAIN_V2_ENABLED": "1",
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
