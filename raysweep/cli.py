@@ -114,7 +114,7 @@ def run(
     """Run a sweep: every trial a Ray Train TorchTrainer job, scheduled by Ray Tune."""
     from raysweep.progress import Console
     from raysweep.runner import run_sweep
-    from raysweep.summary import summary_rows, text_table
+    from raysweep.summary import summary_rows, summary_text
     from raysweep.sweep import RunOptions
     from raysweep.tracking import resolve_tracking_uri, ui_hint
 
@@ -131,7 +131,7 @@ def run(
     outcomes = run_sweep(sweep, trials, spec.read_text(), options, console)
     rows = summary_rows(list(outcomes.values()), sweep.sweep.metric, sweep.sweep.goal)
     console.say("")
-    console.say(text_table(rows))
+    console.say(summary_text(rows))
     failed = [o for o in outcomes.values() if o.status == "failed"]
     killed = [o for o in outcomes.values() if o.status == "killed"]
     for out in failed:

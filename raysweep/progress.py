@@ -52,7 +52,8 @@ class Console:
         self.t0 = time.time()
         self.metric, self.goal, self.total = spec.sweep.metric, spec.sweep.goal, len(trials)
         self.say(
-            f"raysweep: sweep '{spec.name}': {len(trials)} trials, {req.describe()} each, "
+            f"raysweep: sweep '{spec.name}': {len(trials)} trial{'s' if len(trials) != 1 else ''}, "
+            f"{req.describe()} each, "
             f"up to {parallel} at a time; scheduler {spec.sweep.scheduler.name}"
         )
         self.say(f"raysweep: tracking {tracking_uri} (experiment id {experiment_id})")
@@ -80,6 +81,10 @@ class Console:
     def trial_started(self, out: TrialOutcome) -> None:
         """A trial began."""
         self._event(f"{out.trial.trial_id} started   {out.trial.name}")
+
+    def trial_resumed(self, out: TrialOutcome, epoch: int) -> None:
+        """A trial's training went on from a checkpoint (a worker retried, or --resume)."""
+        self._event(f"{out.trial.trial_id} resumed   from its epoch-{epoch} checkpoint")
 
     def trial_result(self, out: TrialOutcome, outcomes: dict[str, TrialOutcome]) -> None:
         """An epoch ended."""

@@ -60,9 +60,11 @@ class SweepRecorder(tune.Callback):
         }
         if out.run_id is None:
             config = t.config.model_dump(mode="json")
+            # Not waited for: the writer may be busy logging an earlier trial's model, and
+            # Tune's event loop (which starts the next trials) must not wait behind it.
             out.run_id = self.writer.submit(
                 self.writer.create_child, self.parent_id, t.name, tags, config
-            ).result()
+            )
         else:  # resumed: the same MLflow run goes on
             self.writer.submit(self.writer.reopen, out.run_id, tags)
         self.console.trial_started(out)
@@ -72,6 +74,13 @@ class SweepRecorder(tune.Callback):
     ) -> None:
         out = self._outcome(trial)
         epoch = int(result.get("epoch", 0))
+        resumed_from = int(result.get("resumed_from") or 0)
+        if resumed_from:
+            out.restarts += 1
+            self.console.trial_resumed(out, resumed_from)
+            if out.run_id:
+                tags = {"raysweep.restarts": str(out.restarts)}
+                self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
         if epoch <= out.last_epoch:
             return  # a worker restarted from its checkpoint and redid an epoch already logged
         first = out.last_epoch == 0

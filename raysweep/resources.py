@@ -95,3 +95,40 @@ def concurrency(req: TrialResources, cluster: dict[str, float], limit: int | Non
 def torch_threads(req: TrialResources) -> int:
     """Intra-op threads per worker: the CPUs it was given (at least 1)."""
     return max(1, int(req.cpus_per_worker))
+
+
+AUTOSCALING_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
+def autoscaling_capacity(path: str | Path = AUTOSCALING_CONFIG) -> dict[str, float]:
+    """The most an autoscaling cluster can grow to, from the config `ray up` leaves on its head.
+
+    A cluster whose GPU workers have `min_workers: 0` shows no GPUs until a trial asks for
+    one, so the live resources would make every GPU trial look unplaceable. Each node type
+    counts `max_workers` times (capped by the cluster's `max_workers`), the head once. Empty
+    where there is no such file (a laptop, a cluster started by hand).
+    """
+    import yaml
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    cap = config.get("max_workers")
+    head = config.get("head_node_type")
+    total: dict[str, float] = {}
+    for name, node_type in (config.get("available_node_types") or {}).items():
+        count = 1 if name == head else int(node_type.get("max_workers", 0) or 0)
+        if name != head and cap is not None:
+            count = min(count, int(cap))
+        for resource, amount in (node_type.get("resources") or {}).items():
+            total[resource] = total.get(resource, 0.0) + float(amount) * count
+    return total
+
+
+def with_capacity(cluster: dict[str, float], capacity: dict[str, float]) -> dict[str, float]:
+    """Per resource, the larger of what the cluster has now and what it can grow to."""
+    return {k: max(cluster.get(k, 0.0), capacity.get(k, 0.0)) for k in {*cluster, *capacity}}

@@ -7,6 +7,7 @@ the Ray connection and the resource plan have all been checked.
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future
 from pathlib import Path
 
 from raysweep.config import SweepSpec
@@ -89,6 +90,11 @@ def run_sweep(
                 if out.run_id:
                     writer.submit(writer.log_final, out.run_id, {}, {TAG_STATUS: "killed"})
                     writer.submit(writer.end, out.run_id, "KILLED")
+        writer.wait()  # every trial's data is in MLflow before the report reads it
+        for out in outcomes.values():
+            if isinstance(out.run_id, Future):
+                out.run_id = out.run_id.result()
+        _log_report(tracking_uri, spec, parent_id, console)
         _finish_parent(writer, parent_id, spec, outcomes, interrupted)
         errors = writer.flush()
         for err in errors:
@@ -124,6 +130,23 @@ def _start_parent(
     return parent_id
 
 
+def _log_report(tracking_uri: str, spec: SweepSpec, parent_id: str, console: Console) -> None:
+    """The sweep's summary tables and comparison plots, built from MLflow, on the parent run."""
+    import tempfile
+
+    from raysweep.mlflow_read import build_report
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            build_report(tracking_uri, spec.name, Path(tmp), parent_id, log=True)
+    except Exception as exc:  # noqa: BLE001 - the sweep's results are safe; the report can wait
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        console.warn(
+            f"the sweep report was not logged ({first}); `raysweep report {spec.name}` "
+            "builds it from MLflow"
+        )
+
+
 def _finish_parent(
     writer: MlflowWriter,
     parent_id: str,
@@ -131,14 +154,8 @@ def _finish_parent(
     outcomes: dict[str, TrialOutcome],
     interrupted: bool,
 ) -> None:
-    from raysweep.summary import best_outcome, summary_rows, write_summary
+    from raysweep.summary import best_outcome
 
-    rows = summary_rows(list(outcomes.values()), spec.sweep.metric, spec.sweep.goal)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        write_summary(rows, Path(tmp))
-        writer.submit(writer.log_dir, parent_id, tmp, None).result()
     best = best_outcome(list(outcomes.values()), spec.sweep.metric, spec.sweep.goal)
     final: dict[str, float] = {}
     tags = {"raysweep.status": "interrupted" if interrupted else "done"}

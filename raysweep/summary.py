@@ -1,10 +1,10 @@
-"""The sweep's summary table: one row per trial, best first (CSV, Parquet, Markdown, terminal)."""
+"""The end-of-run summary from the driver's own record of its trials: one row per trial, best
+first, for the terminal (MLflow's copy, with plots, is built by raysweep.mlflow_read.build_report).
+"""
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 from typing import Any
 
 from raysweep.plan import format_value, swept_params
@@ -59,67 +59,10 @@ def summary_rows(outcomes: list[TrialOutcome], metric: str, goal: str = "max") -
     return rows
 
 
-def write_summary(rows: list[dict], out: Path) -> list[Path]:
-    """summary.csv, summary.parquet and summary.md in `out`."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def summary_text(rows: list[dict], limit: int = 40) -> str:
+    """The rows as the terminal table (the same formatting as `raysweep report`)."""
+    import pandas as pd
 
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    if rows:
-        csv_path = out / "summary.csv"
-        with csv_path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        paths.append(csv_path)
-        pq_path = out / "summary.parquet"
-        pq.write_table(pa.Table.from_pylist(rows), pq_path)
-        paths.append(pq_path)
-    md = out / "summary.md"
-    md.write_text(markdown_table(rows))
-    paths.append(md)
-    return paths
+    from raysweep.analysis import text_table
 
-
-def _cell(value: Any, key: str) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, float):
-        if key.endswith("acc") or key == "gap":
-            return f"{100 * value:.2f}%"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def table_columns(rows: list[dict]) -> list[str]:
-    """The columns worth showing a person (no run ids or study lists)."""
-    if not rows:
-        return []
-    skip = {"run_id", "studies", "name", "train_acc"}
-    return [k for k in rows[0] if k not in skip]
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """The summary as a Markdown table, like the seed reports' tables."""
-    cols = table_columns(rows)
-    if not cols:
-        return "(no trials)\n"
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row[c], c) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def text_table(rows: list[dict], limit: int = 30) -> str:
-    """The summary as aligned plain text for the terminal."""
-    cols = table_columns(rows)
-    if not cols:
-        return "(no trials)"
-    cells = [[_cell(r[c], c) for c in cols] for r in rows[:limit]]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    if len(rows) > limit:
-        lines.append(f"... {len(rows) - limit} more rows in summary.csv")
-    return "\n".join(lines)
+    return text_table(pd.DataFrame(rows), limit=limit)

@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,17 @@ from raysweep.resources import (
     DRIVER_RESOURCE,
     DRIVER_SLOTS,
     TrialResources,
+    autoscaling_capacity,
     concurrency,
     placement_problems,
     resolve,
     torch_threads,
+    with_capacity,
 )
 
-# Ray Train V2's report() waits for the controller's poll (2 s by default, DESIGN.md).
+# Defaults for Ray's own settings; a value the user exported wins.
 RAY_ENV = {
+    # Ray Train V2's report() waits for the controller's poll (2 s by default, DESIGN.md).
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
     # Starting a worker group (process, torch import, process group) took 60 s on a loaded
     # 2-core machine; plans are checked for placement first, so waiting longer is safe.
@@ -40,6 +44,16 @@ RAY_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
 }
+# On a local Ray no node can be preempted: the watcher is one more process per trial.
+LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+def ray_env(local: bool) -> dict[str, str]:
+    """The environment raysweep gives Ray's processes: its defaults unless the user set them."""
+    defaults = {**RAY_ENV, **(LOCAL_RAY_ENV if local else {})}
+    return {key: os.environ.get(key, value) for key, value in defaults.items()}
+
+
 DEFAULT_STORAGE = "~/ray_results"
 
 
@@ -64,9 +78,10 @@ class TrialOutcome:
     status: str = "pending"  # finished | stopped | early_stopped | diverged | failed | killed
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    run_id: str | None = None
+    run_id: str | Future[str] | None = None  # a Future until the writer has created the run
     checkpoint_path: str | None = None
     last_epoch: int = 0
+    restarts: int = 0  # times its training went on from a checkpoint (worker retry, --resume)
     started: float | None = None
     ended: float | None = None
 
@@ -131,18 +146,38 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     train_trial(config, env, report, resume=resume)
 
 
+def trainer_class() -> type:
+    """`TorchTrainer` without Ray Data's dataset actor, which raysweep's workers never use.
+
+    Ray 2.60 starts a `DatasetManager` actor for every trainer, datasets or not: one more
+    process per trial, seconds of startup on a 2-core machine. Workers here load their own
+    shards (raysweep.data), so the callback that owns it is left out.
+    """
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
+
+    class SweepTrainer(TorchTrainer):
+        def _create_default_callbacks(self) -> list[Any]:
+            callbacks = super()._create_default_callbacks()
+            if self.datasets:
+                return callbacks
+            return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
+
+    return SweepTrainer
+
+
 def trial_driver(tune_config: dict[str, Any]) -> None:
     """Tune trainable: one TorchTrainer run per trial, under a stable run name (for resume)."""
     import ray.train
     from ray import tune
-    from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    trainer_cls = trainer_class()
     trial = tune_config["trial"]
     run = tune_config["run"]
     experiment = tune.get_context().get_experiment_name()
     resources = run["resources"]
-    trainer = TorchTrainer(
+    trainer = trainer_cls(
         train_worker,
         train_loop_config={"config": trial["config"], "threads": run["threads"]},
         scaling_config=ray.train.ScalingConfig(
@@ -172,11 +207,12 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
-    os.environ.update(RAY_ENV)
+    env = ray_env(local=not address)
+    os.environ.update(env)
     kwargs: dict[str, Any] = {
         "log_to_driver": debug,
         "logging_level": logging.INFO if debug else logging.WARNING,
-        "runtime_env": {"env_vars": dict(RAY_ENV)},
+        "runtime_env": {"env_vars": env},
         "ignore_reinit_error": True,
     }
     try:
@@ -188,7 +224,23 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
         if address:
             raise UserError(f"--address {address}: cannot connect to Ray: {exc}") from None
         raise UserError(f"could not start a local Ray instance: {exc}") from None
-    return {k: float(v) for k, v in ray.cluster_resources().items()}
+    if not debug:
+        quiet_library_logs()
+    live = {k: float(v) for k, v in ray.cluster_resources().items()}
+    # An autoscaling cluster is planned at the size it can grow to, not the size it has now.
+    return with_capacity(live, autoscaling_capacity()) if address else live
+
+
+def quiet_library_logs() -> None:
+    """Keep Ray's and MLflow's log lines off the terminal; raysweep reports what matters.
+
+    A failed trial's traceback is kept in its MLflow run and summarized by raysweep; Tune
+    would also print it, and "Trials did not complete", to stderr. `--debug` shows them.
+    """
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+    logging.getLogger("ray.train").setLevel(logging.CRITICAL)
+    # MLflow warns on every logged model that it cannot find pip's version (no pip in a uv venv).
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
 
 
 NETWORK_FILESYSTEMS = (

@@ -85,19 +85,27 @@ class MlflowWriter:
         self._errors: list[str] = []
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Queue a write; failures are collected (tracking must not kill the sweep)."""
+        """Queue a write; failures are collected (tracking must not kill the sweep).
+
+        Arguments that are Futures (of earlier writes) are replaced by their results."""
 
         def guarded() -> Any:
             try:
-                return fn(*args)
+                # A run id may still be a Future of an earlier write (a child run being created):
+                # writes run in order on this thread, so it is resolved by now.
+                return fn(*(a.result() if isinstance(a, Future) else a for a in args))
             except Exception as exc:  # noqa: BLE001
                 self._errors.append(f"{getattr(fn, '__name__', fn)}: {exc}")
                 return None
 
         return self._pool.submit(guarded)
 
+    def wait(self) -> None:
+        """Block until every write queued so far is done (one thread: writes run in order)."""
+        self._pool.submit(lambda: None).result()
+
     def flush(self) -> list[str]:
-        """Wait for every queued write; returns the errors seen."""
+        """Wait for every queued write and stop the thread; returns the errors seen."""
         self._pool.shutdown(wait=True)
         return self._errors
 

@@ -257,6 +257,9 @@ def train_trial(
             # Not "done": Tune reads a truthy "done" as "trial over" and kills the trial actor
             # before Ray Train has released its workers (the placement group then leaks).
             "is_last_epoch": int(done),
+            # The checkpoint epoch this run of the loop started from (first report only), so
+            # the driver can say that a restarted worker or a resumed sweep went on from there.
+            "resumed_from": start_epoch if resume and epoch == start_epoch else 0,
             "node_id": env.node_id,
             "host": host,
             "device": str(device),

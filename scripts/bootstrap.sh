@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v uv >/dev/null 2>&1; then
-  uv sync --frozen --quiet
+  uv sync --frozen --quiet --compile-bytecode
 else
   python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-  python3 -m uv sync --frozen --quiet
+  python3 -m uv sync --frozen --quiet --compile-bytecode
 fi

@@ -70,4 +70,16 @@ def cli_sweep(tmp_path_factory: pytest.TempPathFactory, digits_cache: Path) -> d
     spec["dataset"] = {"name": "digits", "image_size": 32, "cache_dir": str(digits_cache)}
     (work / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     proc = run_cli(["run", "sweep.yaml", "--storage", str(work / "ray")], cwd=work)
-    return {"proc": proc, "work": work, "uri": f"sqlite:///{work / 'mlflow.db'}"}
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    # What `run` itself left on the parent run (later tests' `raysweep report` adds to it).
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(CLI_SWEEP["name"])
+    parents = (
+        client.search_runs([experiment.experiment_id], "tags.`raysweep.role` = 'sweep'")
+        if experiment
+        else []
+    )
+    artifacts = {a.path for p in parents for a in client.list_artifacts(p.info.run_id)}
+    return {"proc": proc, "work": work, "uri": uri, "parent_artifacts": artifacts}

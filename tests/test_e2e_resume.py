@@ -1,6 +1,6 @@
-"""Ctrl-C, then a killed driver (SIGKILL of its whole session), each followed by `--resume`:
-finished trials are not rerun, unfinished ones continue from their checkpoints, and MLflow keeps
-exactly one run per trial with none left RUNNING."""
+"""Ctrl-C, then a killed driver (SIGKILL of its whole session), each followed by `--resume`,
+then a Ray Train worker killed by pid: finished trials are not rerun, unfinished ones continue
+from their checkpoints, and MLflow keeps exactly one run per trial with none left RUNNING."""
 
 from __future__ import annotations
 
@@ -38,6 +38,48 @@ def _signal_when(proc: subprocess.Popen, log: Path, needle: str, sig: int, timeo
         if proc.poll() is not None:
             pytest.fail(f"the sweep ended before '{needle}':\n{text}")
         time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"'{needle}' never appeared:\n{log.read_text()}")
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """pid -> command line of every process under `root` (local Ray runs under its driver)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        parents[pid], commands[pid] = ppid, cmd
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        current = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == current and pid not in found:
+                found[pid] = commands[pid]
+                frontier.append(pid)
+    return found
+
+
+def _worker_pid_when(proc: subprocess.Popen, log: Path, needle: str, timeout: float) -> int:
+    """The pid of the sweep's (one) Ray Train worker process, once `needle` shows in the log."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if needle in log.read_text():
+            workers = [
+                pid
+                for pid, cmd in _descendants(proc.pid).items()
+                if cmd.startswith("ray::RayTrainWorker")
+            ]
+            assert len(workers) == 1, _descendants(proc.pid)
+            return workers[0]
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended before '{needle}':\n{log.read_text()}")
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     pytest.fail(f"'{needle}' never appeared:\n{log.read_text()}")
 
@@ -88,20 +130,22 @@ def test_interrupted_and_killed_sweep_resumes_without_duplicate_runs(
     )
     assert "t000 finished" in second
     assert "t000 epoch 1/4" not in second  # t000 went on from its epoch-1 checkpoint
+    assert "t000 resumed   from its epoch-" in second
 
-    # 3. Resume again: t000 is not rerun, t001 continues from its checkpoint.
-    third = subprocess.run(
-        [str(RAYSWEEP), *run, "--resume"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert third.returncode == 0, third.stdout + third.stderr
-    assert "t000 started" not in third.stdout
-    assert "t001 epoch 1/4" not in third.stdout
-    assert "t001 epoch 4/4" in third.stdout
+    # 3. Resume again: t000 is not rerun, t001 continues from its checkpoint; then one of
+    #    t001's Ray Train workers is killed by pid: Ray Train restarts it from the trial's
+    #    latest checkpoint (max_failures) and the trial finishes without gaps or repeats.
+    log3 = tmp_path / "3.log"
+    proc = _start([*run, "--resume"], tmp_path, log3)
+    victim = _worker_pid_when(proc, log3, "t001 epoch 2/4", timeout=600)
+    os.kill(victim, signal.SIGKILL)
+    assert proc.wait(timeout=900) == 0, log3.read_text()
+    third = log3.read_text()
+    assert "t000 started" not in third
+    assert "t001 epoch 1/4" not in third
+    assert "t001 resumed   from its epoch-1 checkpoint" in third, third
+    assert "t001 resumed   from its epoch-2 checkpoint" in third, third  # the killed worker
+    assert "t001 epoch 4/4" in third
 
     exp = client.get_experiment_by_name("e2e-resume")
     runs = client.search_runs([exp.experiment_id])

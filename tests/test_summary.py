@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from raysweep.config import TrialConfig
 from raysweep.plan import Trial
-from raysweep.summary import (
-    best_outcome,
-    markdown_table,
-    summary_rows,
-    table_columns,
-    text_table,
-    write_summary,
-)
+from raysweep.summary import best_outcome, summary_rows, summary_text
 from raysweep.sweep import TrialOutcome
 
 BASE = {"dataset": {"name": "synthetic"}, "model": {"name": "lenet"}}
@@ -148,34 +138,15 @@ def test_best_outcome(outcomes: list[TrialOutcome]) -> None:
 
 def test_summary_rows_empty() -> None:
     assert summary_rows([], "test_acc") == []
-    assert table_columns([]) == []
-    assert markdown_table([]) == "(no trials)\n"
-    assert text_table([]) == "(no trials)"
+    assert summary_text([]) == "(no trials)"
 
 
-def test_markdown_table(outcomes: list[TrialOutcome]) -> None:
+def test_summary_text(outcomes: list[TrialOutcome]) -> None:
     rows = summary_rows(outcomes, "test_acc", "max")
-    md = markdown_table(rows)
-    lines = md.splitlines()
-    cols = table_columns(rows)
-    assert "run_id" not in cols and "studies" not in cols and "name" not in cols
-    assert "train_acc" not in cols
-    assert lines[0] == "| " + " | ".join(cols) + " |"
-    assert lines[1] == "|" + "---|" * len(cols)
-    assert len(lines) == 2 + len(rows)
-    assert lines[2] == (
-        "| t001 | finished | vgg | 1e-4 | 93.50% | 3 | 93.00% | 0.25 | 5.00% | 4 | - |"
-    )
-    assert "| t000 | finished | lenet | 1e-3 | 80.00% | 3 | 79.00% | 0.6 | 5.00% | 4 | 60 |" in md
-    assert lines[-1] == "| t002 | failed | lenet | 3e-3 | - | - | - | - | - | - | - |"
-    assert md.endswith("\n")
-
-
-def test_text_table(outcomes: list[TrialOutcome]) -> None:
-    rows = summary_rows(outcomes, "test_acc", "max")
-    text = text_table(rows)
-    lines = text.splitlines()
-    assert lines[0].split() == table_columns(rows)
+    lines = summary_text(rows).splitlines()
+    header = lines[0].split()
+    assert "run_id" not in header and "studies" not in header and "name" not in header
+    assert header[:3] == ["trial_id", "status", "model.name"]
     assert lines[1].split() == [
         "t001",
         "finished",
@@ -189,44 +160,14 @@ def test_text_table(outcomes: list[TrialOutcome]) -> None:
         "4",
         "-",
     ]
-    assert "85.00%" in text
+    assert "85.00%" in summary_text(rows)
+    assert lines[-1].split()[:2] == ["t002", "failed"]
     assert len(lines) == 1 + len(rows)
     assert lines[0].index("status") == lines[1].index("finished")  # aligned columns
 
 
-def test_text_table_limit(outcomes: list[TrialOutcome]) -> None:
+def test_summary_text_limit(outcomes: list[TrialOutcome]) -> None:
     rows = summary_rows(outcomes, "test_acc", "max")
-    text = text_table(rows, limit=2)
-    lines = text.splitlines()
+    lines = summary_text(rows, limit=2).splitlines()
     assert len(lines) == 1 + 2 + 1
     assert lines[-1] == "... 2 more rows in summary.csv"
-
-
-def test_write_summary_round_trips(outcomes: list[TrialOutcome], tmp_path: Path) -> None:
-    rows = summary_rows(outcomes, "test_acc", "max")
-    out = tmp_path / "nested" / "summary"
-    paths = write_summary(rows, out)
-    assert [p.name for p in paths] == ["summary.csv", "summary.parquet", "summary.md"]
-    assert all(p.parent == out and p.is_file() for p in paths)
-
-    with (out / "summary.csv").open(newline="") as fh:
-        back = list(csv.DictReader(fh))
-    assert [r["trial_id"] for r in back] == ["t001", "t003", "t000", "t002"]
-    assert list(back[0]) == list(rows[0])
-    assert float(back[0]["best_test_acc"]) == 0.935
-    assert back[0]["train.optimizer.lr"] == "1e-4"
-    assert back[3]["best_test_acc"] == ""  # None -> empty cell
-
-    table = pq.read_table(out / "summary.parquet")
-    assert table.column_names == list(rows[0])
-    assert table.num_rows == 4
-    assert table.to_pylist() == rows
-
-    assert (out / "summary.md").read_text() == markdown_table(rows)
-
-
-def test_write_summary_with_no_rows(tmp_path: Path) -> None:
-    paths = write_summary([], tmp_path)
-    assert paths == [tmp_path / "summary.md"]
-    assert (tmp_path / "summary.md").read_text() == "(no trials)\n"
-    assert not (tmp_path / "summary.csv").exists()
