@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,12 @@ def _say(text: str = "") -> None:
     click.echo(text)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment"
-
-
 def _records(table: Any) -> list[dict[str, Any]]:
     return json.loads(table.to_json(orient="records", double_precision=10))
+
+
+def _fmt(value: Any, metric: str) -> str:
+    return _pct(value) if "acc" in metric or metric == "gap" else f"{float(value):.4g}"
 
 
 def _pct(value: Any) -> str:
@@ -59,20 +58,11 @@ def run_report(
 ) -> Path:
     """(Re)build the summary and plots of a sweep from MLflow, write them to `out` and to the
     sweep's parent run; print the table. Returns the output directory."""
-    from raysweep.analysis import best_row, text_table, write_report
-    from raysweep.mlflow_read import log_files, parent_texts, read_sweep
+    from raysweep.analysis import best_row, text_table
+    from raysweep.mlflow_read import build_report
     from raysweep.tracking import experiment_id_for, resolve_tracking_uri, ui_hint
 
-    sweep = read_sweep(tracking_uri, experiment, parent_id)
-    if sweep.trials.empty:
-        raise UserError(f"sweep run {sweep.parent_run_id} of {experiment!r} has no trials yet")
-    out = out or Path("raysweep-report") / _safe_name(sweep.name)
-    report = write_report(sweep, out)
-    assert sweep.parent_run_id is not None
-    for name, text in parent_texts(tracking_uri, experiment, sweep.parent_run_id).items():
-        (out / name).write_text(text)
-    if log:
-        log_files(tracking_uri, sweep.parent_run_id, report.files)
+    sweep, report, out = build_report(tracking_uri, experiment, out, parent_id, log)
     if as_json:
         _say(
             json.dumps(
@@ -102,9 +92,11 @@ def run_report(
         _say(text_table(report.grouped, grouped=True))
     best = best_row(report.table, sweep.metric, sweep.goal)
     if best is not None:
+        key = f"best_{sweep.metric}" if f"best_{sweep.metric}" in best else sweep.metric
+        at = f" at epoch {best['best_epoch']}" if key == "best_test_acc" else ""
         _say(
-            f"\nraysweep: best: {best['trial_id']} {best['name']}: best_test_acc "
-            f"{_pct(best['best_test_acc'])} at epoch {best['best_epoch']} (run {best['run_id']})"
+            f"\nraysweep: best: {best['trial_id']} {best['name']}: {key} "
+            f"{_fmt(best[key], key)}{at} (run {best['run_id']})"
         )
     names = ", ".join(p.name for p in report.files)
     _say(f"raysweep: wrote {out}/: {names}")
@@ -154,7 +146,7 @@ def run_best(
     if as_json:
         _say(json.dumps(data, indent=1, default=str))
         return data
-    shown = f"{_pct(best.value)}" if "acc" in metric or metric == "gap" else f"{best.value:.4g}"
+    shown = _fmt(best.value, metric)
     _say(
         f"best trial of {experiment!r} by {metric} ({best.goal}): "
         f"{best.trial_id} {best.name} = {shown}"
@@ -235,20 +227,13 @@ def run_export(
     all_sweeps: bool = False,
 ) -> Path:
     """Write one row per trial run (all params, final metrics) as Parquet or CSV."""
-    from raysweep.mlflow_read import export_table
+    from raysweep.mlflow_read import export_table, safe_name, write_export
 
     if fmt is None:
         fmt = "csv" if out is not None and out.suffix.lower() == ".csv" else "parquet"
     table = export_table(tracking_uri, experiment, parent_id, all_sweeps)
-    out = out or Path(f"{_safe_name(experiment)}-trials.{fmt}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        table.to_csv(out, index=False)
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out)
+    out = out or Path(f"{safe_name(experiment)}-trials.{fmt}")
+    write_export(table, out, fmt)
     _say(f"raysweep: wrote {len(table)} trial runs x {table.shape[1]} columns to {out}")
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,9 +17,18 @@ from typing import Any
 
 import pandas as pd
 
-from raysweep.analysis import LR_AXIS, SweepData, best_row, default_goal, summary_table
+from raysweep.analysis import (
+    LR_AXIS,
+    Report,
+    SweepData,
+    best_row,
+    default_goal,
+    summary_table,
+    write_report,
+)
+from raysweep.config import METRICS
 from raysweep.errors import UserError
-from raysweep.tracking import METRIC_KEYS, TAG_STATUS, TAG_TRIAL, resolve_tracking_uri
+from raysweep.tracking import TAG_STATUS, TAG_TRIAL, resolve_tracking_uri
 
 TAG_ROLE = "raysweep.role"
 TAG_PARENT = "mlflow.parentRunId"
@@ -188,7 +198,7 @@ def read_steps(store: Store, run_id: str) -> pd.DataFrame | None:
 def read_history(store: Store, run_id: str) -> pd.DataFrame:
     """A trial's per-epoch metrics, one row per epoch (step = epoch)."""
     by_epoch: dict[int, dict[str, float]] = {}
-    for key in METRIC_KEYS:
+    for key in METRICS:
         for m in store.client.get_metric_history(run_id, key):
             by_epoch.setdefault(int(m.step), {})[key] = float(m.value)
     rows = [{"epoch": e, **values} for e, values in sorted(by_epoch.items())]
@@ -289,6 +299,34 @@ def parent_texts(tracking_uri: str | None, experiment: str, parent_id: str) -> d
         if text is not None:
             texts[name] = text
     return texts
+
+
+def safe_name(name: str) -> str:
+    """An experiment name as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment"
+
+
+def build_report(
+    tracking_uri: str | None,
+    experiment: str,
+    out: Path | None = None,
+    parent_id: str | None = None,
+    log: bool = True,
+) -> tuple[SweepData, Report, Path]:
+    """Read a sweep from MLflow, write its summary files and plots to `out` (default
+    `./raysweep-report/<experiment>`) with the parent's sweep.yaml and plan.json, and log the
+    summary files and plots to the sweep's parent run. What `raysweep report` does, quietly."""
+    sweep = read_sweep(tracking_uri, experiment, parent_id)
+    pid = sweep.parent_run_id or ""
+    if sweep.trials.empty:
+        raise UserError(f"sweep run {pid} of {sweep.name!r} has no trials yet")
+    out = out or Path("raysweep-report") / safe_name(sweep.name)
+    report = write_report(sweep, out)
+    for name, text in parent_texts(tracking_uri, experiment, pid).items():
+        (out / name).write_text(text)
+    if log:
+        log_files(tracking_uri, pid, report.files)
+    return sweep, report, out
 
 
 def log_files(tracking_uri: str | None, run_id: str, files: list[Path]) -> None:
@@ -393,3 +431,24 @@ def export_table(
     for key in metrics:
         table[key] = [r.data.metrics.get(key) for _, r in runs]
     return table
+
+
+def write_export(table: pd.DataFrame, out: Path, fmt: str) -> None:
+    """An export table as CSV or Parquet (timestamps stay UTC-aware in Parquet)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        table.to_csv(out, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # pyarrow reads tz-aware pandas columns through a deprecated pandas path: convert them to
+    # naive UTC for the conversion and mark the Arrow columns UTC again.
+    zoned = [c for c in table.columns if isinstance(table[c].dtype, pd.DatetimeTZDtype)]
+    naive = table.assign(**{c: table[c].dt.tz_convert(None) for c in zoned})
+    arrow = pa.Table.from_pandas(naive, preserve_index=False)
+    for column in zoned:
+        index = arrow.schema.get_field_index(column)
+        utc = arrow.column(column).cast(pa.timestamp("us", tz="UTC"))
+        arrow = arrow.set_column(index, column, utc)
+    pq.write_table(arrow, out)

@@ -9,6 +9,7 @@ when the sweep logged it), or, for a run whose model lacks it, from the run's da
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def load_image(path: Path, spec: InputSpec) -> Any:
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable image ({exc})") from None
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    batch = torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
+    batch = torch.from_numpy(np.array(array, copy=True)).unsqueeze(0)
     return resize(batch, spec.image_size)[0]
 
 
@@ -127,7 +128,9 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> tuple[Any, In
         model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot load model {model_uri!r}: {_first_line(exc)}") from None
-    if hasattr(model, "eval"):
+    # A pt2 (torch.export) model was exported in eval mode and refuses .eval(); an eager
+    # nn.Module (other flavors of logging) needs it.
+    with contextlib.suppress(AttributeError, NotImplementedError):
         model.eval()
     return model, spec
 

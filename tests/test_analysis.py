@@ -269,3 +269,29 @@ def test_mixed_axis_values_become_text(tmp_path: Path) -> None:
     assert list(report.table["model"]) == ["name=lenet", None, "3"]
     assert "loss_landscape" not in report.plots
     assert pq.read_table(tmp_path / "summary.parquet").num_rows == 3
+
+
+def test_param_text_back_to_values() -> None:
+    from raysweep.mlflow_read import parse_param
+
+    assert parse_param("0.001") == 0.001 and parse_param("64") == 64
+    assert parse_param("True") is True and parse_param("None") is None
+    assert parse_param("[16, 32]") == [16, 32] and parse_param("adam") == "adam"
+    assert parse_param("~/.cache") == "~/.cache" and parse_param("1e-08") == 1e-8
+
+
+def test_compare_commands_registered_without_heavy_imports() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from raysweep.cli import cli\n"
+        "for name in ('report', 'best', 'predict', 'export'):\n"
+        "    result = CliRunner().invoke(cli, [name, '--help'])\n"
+        "    assert result.exit_code == 0 and '--tracking-uri' in result.output, result.output\n"
+        "heavy = ('mlflow', 'torch', 'ray', 'pandas', 'matplotlib')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
