@@ -1,0 +1,521 @@
+"""A real two-node Ray cluster on this one machine, the way cluster.yaml builds one.
+
+Two `ray start` processes (a head holding the `trial_driver` resource and 1 CPU, a second node
+with 1 CPU and no `trial_driver`), each with its own temp dir and ports, token authentication
+on (a token of their own, not ~/.ray/auth_token). `raysweep run --address` then runs digits
+sweeps on it:
+
+- two trials run at the same time, one per node, and both land in one MLflow store;
+- the second node is killed while a trial trains there: that trial's workers are restarted on
+  the head (Ray Train's FailureConfig), resume from the trial's last checkpoint, and the sweep
+  finishes with every trial finished.
+
+Startup: under heavy load a raylet aborts when its dashboard agent is not up within a fixed
+15 s (Ray's `WaitForPersistedPort`, not configurable). Each `ray start` therefore runs in its own
+session whose scheduler weight (autogroup nice) is raised to -10 while the node starts and set
+back to 0 as soon as it is up or has failed; a failed start is retried.
+
+Stopping: `ray stop` would stop every Ray process of this user on the machine (other people's
+test runs included), so it is never called. Every process of this cluster inherits an
+environment marker (`RAYSWEEP_TEST_RAY_NODE=<unique id>-<node>`) from its `ray start`; teardown
+(and the node kill) SIGKILLs exactly the processes whose /proc/<pid>/environ carries it, plus
+the process tree under that `ray start`, and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RAYSWEEP, ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+RAY = ROOT / ".venv" / "bin" / "ray"
+MARKER = "RAYSWEEP_TEST_RAY_NODE"
+START_TIMEOUT = 240.0  # one `ray start` attempt; a loaded machine takes 30-90 s
+START_ATTEMPTS = 3
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _proc_table() -> dict[int, int]:
+    """pid -> parent pid, for every process we can see."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            table[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    return table
+
+
+def _descendants(root: int) -> set[int]:
+    table = _proc_table()
+    found, frontier = set(), {root}
+    while frontier:
+        children = {pid for pid, ppid in table.items() if ppid in frontier} - found
+        found |= children
+        frontier = children
+    return found
+
+
+def _marked(value: str) -> set[int]:
+    """Processes whose environment carries MARKER=value (Ray workers inherit it from their
+    raylet; their command line is rewritten to `ray::...`, their environment is not)."""
+    needle = f"{MARKER}={value}".encode()
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                env = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if needle in env.split(b"\0"):
+                pids.add(int(entry.name))
+    return pids
+
+
+def _group_nice(pid: int, value: int) -> None:
+    """The scheduler weight of the session (autogroup) `pid` leads. With autogroup scheduling
+    (Linux' default for desktops and many VMs) CPU time is shared fairly between sessions,
+    and per-process nice values only count inside a session: a `ray start` started in its own
+    session gets one session's share for its GCS, dashboard, raylet and agents together."""
+    with contextlib.suppress(OSError):  # no autogroup, or no CAP_SYS_NICE: no boost
+        Path(f"/proc/{pid}/autogroup").write_text(str(value))
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# --- the cluster ----------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    name: str
+    marker: str
+    proc: subprocess.Popen
+    temp_dir: Path
+    log: Path
+    node_id: str = ""
+
+    def logs(self) -> Path:
+        return self.temp_dir / "session_latest" / "logs"
+
+    def kill(self) -> None:
+        """SIGKILL this node's processes (a machine that vanished) and nothing else."""
+        for _ in range(10):
+            pids = ({self.proc.pid} | _descendants(self.proc.pid) | _marked(self.marker)) - {
+                os.getpid()
+            }
+            pids = {p for p in pids if Path(f"/proc/{p}").exists()}
+            if not pids:
+                break
+            _kill(pids)
+            time.sleep(0.5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+    def tail(self, lines: int = 40) -> str:
+        parts = [f"--- {self.log.name}:\n" + _tail(self.log, lines)]
+        for name in ("raylet.out", "gcs_server.out"):
+            path = self.logs() / name
+            if path.exists():
+                parts.append(f"--- {self.name} {name}:\n" + _tail(path, 15))
+        return "\n".join(parts)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"
+
+
+@dataclass
+class Cluster:
+    base: Path
+    env: dict[str, str]
+    gcs_port: int
+    nodes: dict[str, Node] = field(default_factory=dict)
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    def start_node(self, name: str, args: list[str]) -> Node:
+        """`ray start --block` (retried: under heavy load the raylet can give up waiting
+        15 s, a fixed limit, for its dashboard agent and abort)."""
+        failures = []
+        for attempt in range(1, START_ATTEMPTS + 1):
+            node = self._start_once(name, attempt, args)
+            error = self._wait_started(node)
+            _group_nice(node.proc.pid, 0)
+            if error is None:
+                node.node_id = _node_id(node)
+                self.nodes[name] = node
+                return node
+            failures.append(f"attempt {attempt}: {error}\n{node.tail()}")
+            node.kill()
+        pytest.fail(
+            f"`ray start` of node {name} failed {START_ATTEMPTS} times:\n" + "\n".join(failures)
+        )
+
+    def _start_once(self, name: str, attempt: int, args: list[str]) -> Node:
+        temp_dir = self.base / f"{name}{attempt}"
+        marker = f"{self.uid}-{name}{attempt}"
+        ports = {
+            "--node-manager-port": _free_port(),
+            "--object-manager-port": _free_port(),
+            "--dashboard-agent-listen-port": _free_port(),
+            "--dashboard-agent-grpc-port": _free_port(),
+            "--runtime-env-agent-port": _free_port(),
+            "--metrics-export-port": _free_port(),
+        }
+        cmd = [
+            str(RAY),
+            "start",
+            "--block",
+            "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
+            "--num-gpus=0",
+            "--object-store-memory=200000000",
+            "--min-worker-port=0",
+            "--max-worker-port=0",
+            *(f"{k}={v}" for k, v in ports.items()),
+            *args,
+        ]
+        log = self.base / f"{name}{attempt}.log"
+        with log.open("w") as fh:
+            proc = subprocess.Popen(
+                cmd,
+                env={**self.env, MARKER: marker},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        # Start-up at a higher priority (undone once the node is up or has failed): the
+        # raylet aborts if its dashboard agent is not up within a fixed 15 s.
+        _group_nice(proc.pid, -10)
+        return Node(name, marker, proc, temp_dir, log)
+
+    def _wait_started(self, node: Node) -> str | None:
+        deadline = time.time() + START_TIMEOUT
+        while time.time() < deadline:
+            if "Ray runtime started" in node.log.read_text(errors="replace"):
+                return None
+            if node.proc.poll() is not None:
+                return f"ray start exited with {node.proc.returncode}"
+            raylet = node.logs() / "raylet.out"
+            if raylet.exists() and "Check failed" in raylet.read_text(errors="replace"):
+                return "the raylet aborted"
+            time.sleep(0.5)
+        return f"not started after {START_TIMEOUT:.0f} s"
+
+    def teardown(self) -> None:
+        for node in reversed(list(self.nodes.values())):
+            node.kill()
+        # Stragglers of failed attempts too: every marker this cluster ever handed out.
+        for _ in range(5):
+            pids = {
+                int(e.name)
+                for e in Path("/proc").iterdir()
+                if e.name.isdigit() and _has_prefix_marker(int(e.name), self.uid)
+            }
+            if not pids:
+                break
+            _kill(pids)
+            time.sleep(0.5)
+
+
+def _has_prefix_marker(pid: int, uid: str) -> bool:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return any(v.startswith(f"{MARKER}={uid}-".encode()) for v in env.split(b"\0"))
+
+
+def _node_id(node: Node) -> str:
+    text = (node.logs() / "raylet.out").read_text(errors="replace")
+    marker = "Setting node ID node_id="
+    return text[text.index(marker) + len(marker) :].split()[0]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Head (1 CPU, `trial_driver`) + second node (1 CPU); one start for the whole module."""
+    # Short path: Ray's Unix sockets live under the temp dir (108-byte limit).
+    base = Path(tempfile.mkdtemp(prefix="rs-mn-", dir="/tmp"))
+    token = base / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for var in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "RAYSWEEP_STORAGE", "RAY_AUTH_TOKEN"):
+        env.pop(var, None)
+    # Token authentication stays on, as on a real cluster; every process of the test (both
+    # nodes and the raysweep driver) reads the same token file.
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    env["RAY_raylet_start_wait_time_s"] = "240"
+    c = Cluster(base=base, env=env, gcs_port=_free_port())
+    try:
+        c.start_node(
+            "head",
+            [
+                "--head",
+                f"--port={c.gcs_port}",
+                "--num-cpus=1",
+                '--resources={"trial_driver": 100}',
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={_free_port()}",
+                f"--ray-client-server-port={_free_port()}",
+            ],
+        )
+        c.start_node("node2", [f"--address={c.address}", "--num-cpus=1"])
+        yield c
+    finally:
+        c.teardown()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- sweeps ---------------------------------------------------------------------------------
+
+
+def _sweep(write_sweep, name: str, epochs: int, batch_size: int = 32) -> Path:
+    return write_sweep(
+        {
+            "name": name,
+            "model": {"name": "lenet"},
+            "train": {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "optimizer": {"name": "adam", "lr": 1e-3},
+            },
+            "sweep": {"axes": {"train.seed": [0, 1]}},
+            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+        }
+    )
+
+
+def _run(cluster: Cluster, spec: Path, tmp_path: Path, log: Path) -> subprocess.Popen:
+    args = [
+        str(RAYSWEEP),
+        "run",
+        str(spec),
+        "--address",
+        cluster.address,
+        "--storage",
+        str(tmp_path / "ray_results"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+    with log.open("w") as fh:
+        return subprocess.Popen(
+            args,
+            cwd=tmp_path,
+            env={**cluster.env, MARKER: f"{cluster.uid}-driver"},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _finish(proc: subprocess.Popen, log: Path, cluster: Cluster, timeout: float) -> str:
+    """The sweep's output once it exited 0 (a clear failure with every log otherwise)."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(
+            f"the sweep did not finish in {timeout:.0f} s:\n{log.read_text()}\n"
+            + "\n".join(n.tail() for n in cluster.nodes.values())
+        )
+    out = log.read_text()
+    if proc.returncode != 0:
+        pytest.fail(
+            f"raysweep run exited {proc.returncode}:\n{out}\n"
+            + "\n".join(n.tail() for n in cluster.nodes.values())
+        )
+    return out
+
+
+def _trial_runs(tmp_path: Path, name: str) -> tuple[list, dict[str, object]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(name)
+    assert exp is not None, f"no MLflow experiment {name}"
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {
+        r.data.tags["raysweep.trial_id"]: r for r in runs if "mlflow.parentRunId" in r.data.tags
+    }
+    return parents, children
+
+
+def _checkpointed_on(node: Node, sweep: str) -> str | None:
+    """The first trial of sweep `sweep` whose Ray Train worker on `node` has persisted a
+    checkpoint (an epoch done), from that node's own Ray Train worker logs
+    (`logs/train/ray-train-*-worker-*.log`), e.g. `Checkpoint successfully created at:
+    Checkpoint(filesystem=local, path=/tmp/.../<sweep>-20261123-192705-train/t001/checkpoint_...)`.
+    The name matters: the node's logs also hold the earlier sweeps' lines."""
+    pattern = re.compile(
+        r"Checkpoint successfully created at: [^\n]*?/"
+        + re.escape(sweep)
+        + r"-\d{8}-\d{6}-train/(t\d+)/checkpoint_"
+    )
+    for path in sorted((node.logs() / "train").glob("ray-train-*worker-*.log")):
+        found = pattern.search(path.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+    return None
+
+
+def _tune_results(storage: Path, trial_id: str) -> list[dict]:
+    """Every result Tune recorded for a trial (its result.json), in order."""
+    files = list(storage.glob(f"*/{trial_id}/result.json"))
+    assert len(files) == 1, f"expected one result.json for {trial_id}, found {files}"
+    return [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+def test_cluster_refuses_a_client_with_a_wrong_token(cluster: Cluster) -> None:
+    """Token authentication is really on: the same connection `raysweep run --address` makes,
+    with a token that is not the cluster's, is refused."""
+    env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN_PATH"}
+    env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    code = f"import ray; ray.init(address={cluster.address!r}, log_to_driver=False)"
+    proc = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "InvalidAuthToken" in out or "Authentication" in out, out
+
+
+def test_two_trials_run_one_per_node_into_one_store(
+    cluster: Cluster, write_sweep, tmp_path: Path
+) -> None:
+    for node in cluster.nodes.values():
+        assert node.proc.poll() is None, f"node {node.name} is not running:\n" + node.tail()
+    spec = _sweep(write_sweep, "mn-two-nodes", epochs=2)
+    log = tmp_path / "sweep.log"
+    t0 = time.time()
+    out = _finish(_run(cluster, spec, tmp_path, log), log, cluster, timeout=600)
+    elapsed = time.time() - t0
+    assert "2 trials" in out and "up to 2 at a time" in out, out
+
+    # Concurrent: Tune ran both at once (and, below, on different nodes).
+    assert "0/2 done, 2 running" in out, out
+
+    parents, children = _trial_runs(tmp_path, "mn-two-nodes")
+    assert len(parents) == 1 and sorted(children) == ["t000", "t001"], out
+    assert all(r.info.status == "FINISHED" for r in [*parents, *children.values()]), out
+    nodes = {t: r.data.tags.get("raysweep.node_id") for t, r in children.items()}
+    assert len(set(nodes.values())) == 2, f"both trials ran on one node: {nodes}\n{out}"
+    assert set(nodes.values()) == {n.node_id for n in cluster.nodes.values()}, nodes
+    print(f"two-node sweep: {elapsed:.0f} s; trials on nodes {nodes}")
+
+
+def test_node_killed_mid_sweep_trial_resumes_on_head(
+    cluster: Cluster, write_sweep, tmp_path: Path
+) -> None:
+    node2 = cluster.nodes["node2"]
+    assert node2.proc.poll() is None, "the second node is not running:\n" + node2.tail()
+    # Slower epochs (batch 8: ~180 steps) leave seconds between a trial's first epoch line and
+    # its end, for the kill to land mid-trial.
+    epochs = 8
+    spec = _sweep(write_sweep, "mn-node-dies", epochs=epochs, batch_size=8)
+    log = tmp_path / "sweep.log"
+    t0 = time.time()
+    proc = _run(cluster, spec, tmp_path, log)
+
+    # Find the trial training on the second node (its first checkpoint in that node's logs),
+    # wait for its first epoch line on the console (Tune has the result, so Ray Train has
+    # registered the checkpoint: killing earlier restarts the trial from scratch), then kill
+    # the node: its raylet, its agents and the trial's worker, all at once (SIGKILL).
+    victim, deadline = None, time.time() + 600
+    while victim is None or f"{victim} epoch " not in log.read_text():
+        victim = victim or _checkpointed_on(node2, "mn-node-dies")
+        if proc.poll() is not None or time.time() > deadline:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            train_logs = sorted(p.name for p in (node2.logs() / "train").glob("*"))
+            pytest.fail(
+                f"no epoch of a trial on node2 ({node2.node_id}; victim {victim}; its Ray "
+                f"Train logs: {train_logs}):\n{log.read_text()}\n" + node2.tail()
+            )
+        time.sleep(0.2)
+    node2.kill()
+    killed_at = time.time() - t0
+    assert f"{victim} finished" not in log.read_text(), f"{victim} ended before the kill"
+
+    out = _finish(proc, log, cluster, timeout=900)
+    elapsed = time.time() - t0
+    assert "t000 finished" in out and "t001 finished" in out, out
+
+    parents, children = _trial_runs(tmp_path, "mn-node-dies")
+    assert len(parents) == 1 and sorted(children) == ["t000", "t001"], out
+    assert all(r.info.status == "FINISHED" for r in [*parents, *children.values()]), out
+    run = children[victim]
+    assert run.data.tags.get("raysweep.status") == "finished", run.data.tags
+    assert run.data.tags.get("raysweep.epochs_run") == str(epochs), run.data.tags
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")]
+    assert sorted(steps) == list(range(1, epochs + 1)), steps
+
+    # Tune's own record of the victim: epochs from node2, then from the head, never an epoch
+    # twice and never back to 1 (resumed from its checkpoint, not restarted from scratch).
+    results = _tune_results(tmp_path / "ray_results", victim)
+    seen = [(r["epoch"], r["node_id"]) for r in results]
+    epochs_seen = [e for e, _ in seen]
+    assert epochs_seen == sorted(set(epochs_seen)), seen
+    assert epochs_seen[-1] == epochs, seen
+    head_id = cluster.nodes["head"].node_id
+    assert seen[0][1] == node2.node_id, seen
+    assert seen[-1][1] == head_id, f"{victim} finished before node2 was killed: {seen}"
+    moved = next(i for i, (_, n) in enumerate(seen) if n == head_id)
+    assert all(n == node2.node_id for _, n in seen[:moved]), seen
+    assert all(n == head_id for _, n in seen[moved:]), seen
+    print(
+        f"node2 killed at {killed_at:.0f} s after epoch(s) {epochs_seen[:moved]} of {victim}; "
+        f"resumed on the head at epoch {epochs_seen[moved]}; sweep done in {elapsed:.0f} s"
+    )
