@@ -570,7 +570,7 @@ def loss_bands(sweep: SweepData, table: pd.DataFrame, band_axis: str = LR_AXIS) 
         if not series:
             continue
         frame = pd.concat([s for _, s in series], axis=1).sort_index()
-        matrix = frame.to_numpy(dtype=float)
+        matrix = np.array(frame.to_numpy(dtype=float))  # a copy: it may be a read-only view
         matrix[~np.isfinite(matrix)] = np.nan
         keep = ~np.isnan(matrix).all(axis=1)
         if not keep.any():

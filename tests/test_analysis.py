@@ -169,6 +169,17 @@ def test_loss_band_ragged_and_non_finite_steps() -> None:
     np.testing.assert_allclose(band.high, [13.0, 13.0 / 2, 13.0 / 3, 11.0 / 4, 11.0 / 5])
 
 
+def test_loss_band_of_a_group_with_one_trial() -> None:
+    """One trial in a group: its band is its own curve (pandas' copy-on-write hands back a
+    read-only array there, which the band must not write into)."""
+    sweep = make_sweep()
+    sweep.steps = sweep.steps[sweep.steps["trial_id"] != "t001"]
+    band = {b.label: b for b in loss_bands(sweep, summary_table(sweep))}["batchnorm=false"]
+    assert band.trials == ["t000"]
+    np.testing.assert_allclose(band.low, [13.0 / s for s in range(1, 6)])
+    np.testing.assert_allclose(band.high, band.low)
+
+
 def test_no_band_without_lr_axis() -> None:
     sweep = make_sweep()
     sweep.axes = [BN]
