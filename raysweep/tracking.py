@@ -64,6 +64,11 @@ def pip_requirements() -> list[str]:
     return [f"torch=={version('torch')}", f"numpy=={version('numpy')}"]
 
 
+def trial_params(config: dict[str, Any]) -> dict[str, str]:
+    """A trial's resolved config as the flat MLflow params of its run (`train.optimizer.lr`)."""
+    return {k: json.dumps(v) if isinstance(v, list | dict) else str(v) for k, v in flatten(config)}
+
+
 class MlflowWriter:
     """All MLflow writes of a sweep, in order, on one background thread."""
 
@@ -142,10 +147,7 @@ class MlflowWriter:
             run_name=name,
             tags={"mlflow.parentRunId": parent_id, **tags},
         )
-        params = [
-            Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))
-            for k, v in flatten(config)
-        ]
+        params = [Param(k, v) for k, v in trial_params(config).items()]
         for i in range(0, len(params), 100):
             self.client.log_batch(run.info.run_id, params=params[i : i + 100])
         return run.info.run_id

@@ -1,8 +1,9 @@
 """Run sweep files end to end and check what MLflow holds afterwards (CI: experiments/cpu_smoke).
 
 For each file: `raysweep run` must exit 0, and the sweep's parent run must hold exactly one child
-run per planned trial (same trial ids), none failed, killed or still running, plus the summary
-and plots. Prints one JSON line per file and a final JSON summary; exits 1 if any file failed.
+run per planned trial (same trial ids, params equal to the planned config), none failed, killed
+or still running, plus the summary and plots. Prints one JSON line per file and a final JSON
+summary; exits 1 if any file failed.
 
     .venv/bin/python scripts/smoke.py [SWEEP.yaml ...]   # default: experiments/cpu_smoke/*.yaml
 """
@@ -23,16 +24,51 @@ BAD_STATUSES = {"failed", "killed", "running", "not started"}
 PARENT_ARTIFACTS = {"sweep.yaml", "plan.json", "summary.parquet", "summary.csv", "summary.md"}
 
 
-def check(spec: Path, work: Path) -> dict:
-    """Run one sweep file in `work` and return what was found (`ok` says whether it passed)."""
+def inspect(spec: Path, uri: str) -> tuple[dict, list[str]]:
+    """What MLflow at `uri` holds for the sweep in `spec`, and what is wrong with it."""
     from mlflow.tracking import MlflowClient
 
     from raysweep.config import load_spec
     from raysweep.mlflow_read import export_table, find_parent, open_store
     from raysweep.plan import expand
+    from raysweep.tracking import trial_params
 
     sweep, _ = load_spec(spec, ())
-    planned = sorted(t.trial_id for t in expand(sweep, str(spec)))
+    trials = expand(sweep, str(spec))
+    planned = sorted(t.trial_id for t in trials)
+    found: dict = {"planned": len(planned)}
+    problems = []
+    try:
+        table = export_table(uri, sweep.name)
+        runs = sorted(table["trial_id"])
+        found.update(runs=len(runs), statuses=sorted(set(table["status"])))
+        if runs != planned:
+            problems.append(f"trial runs {runs} != planned {planned}")
+        bad = [f"{t}:{s}" for t, s in zip(table["trial_id"], table["status"], strict=True)]
+        if bad := sorted(b for b in bad if b.split(":", 1)[1] in BAD_STATUSES):
+            problems.append(f"trials not finished: {bad}")
+        client = MlflowClient(uri)
+        # Each trial's run holds exactly the config the plan resolved for it (ofat/grid contents).
+        run_ids = dict(zip(table["trial_id"], table["run_id"], strict=True))
+        for trial in trials:
+            if trial.trial_id in run_ids:
+                logged = client.get_run(run_ids[trial.trial_id]).data.params
+                wanted = trial_params(trial.config.model_dump(mode="json"))
+                if diff := sorted(k for k in wanted if logged.get(k) != wanted[k]):
+                    problems.append(f"{trial.trial_id}: params differ from the plan: {diff}")
+        parent = find_parent(open_store(sweep.name, uri))
+        artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+        if missing := PARENT_ARTIFACTS - artifacts:
+            problems.append(f"parent run lacks {sorted(missing)}")
+        if not any(a.endswith(".png") for a in artifacts):
+            problems.append("parent run has no plots")
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: the other files still run
+        problems.append(f"reading MLflow: {exc}")
+    return found, problems
+
+
+def check(spec: Path, work: Path) -> dict:
+    """Run one sweep file in `work` and return what was found (`ok` says whether it passed)."""
     uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
@@ -46,33 +82,12 @@ def check(spec: Path, work: Path) -> dict:
     result: dict = {
         "file": str(spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec),
         "exit_code": proc.returncode,
-        "planned": len(planned),
         "wall_s": round(time.time() - t0, 1),
     }
-    problems = []
+    found, problems = inspect(spec, uri)
+    result.update(found)
     if proc.returncode != 0:
-        problems.append(f"exit code {proc.returncode}")
-    try:
-        table = export_table(uri, sweep.name)
-        runs = sorted(table["trial_id"])
-        bad = sorted(
-            f"{t}:{s}"
-            for t, s in zip(table["trial_id"], table["status"], strict=True)
-            if s in BAD_STATUSES
-        )
-        parent = find_parent(open_store(sweep.name, uri))
-        artifacts = {a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id)}
-        result.update(runs=len(runs), statuses=sorted(set(table["status"])))
-        if runs != planned:
-            problems.append(f"trial runs {runs} != planned {planned}")
-        if bad:
-            problems.append(f"trials not finished: {bad}")
-        if missing := PARENT_ARTIFACTS - artifacts:
-            problems.append(f"parent run lacks {sorted(missing)}")
-        if not any(a.endswith(".png") for a in artifacts):
-            problems.append("parent run has no plots")
-    except Exception as exc:  # noqa: BLE001 - reported, not raised: the other files still run
-        problems.append(f"reading MLflow: {exc}")
+        problems.insert(0, f"exit code {proc.returncode}")
     result["ok"] = not problems
     if problems:
         result["problems"] = problems
