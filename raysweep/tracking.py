@@ -180,10 +180,6 @@ class MlflowWriter:
         """A text artifact (sweep file, plan, error)."""
         self.client.log_text(run_id, text, artifact_file)
 
-    def log_dir(self, run_id: str, directory: str, artifact_path: str | None = None) -> None:
-        """Every file of a local directory as artifacts."""
-        self.client.log_artifacts(run_id, directory, artifact_path)
-
     def reopen(self, run_id: str, tags: dict[str, str]) -> None:
         """A resumed trial's run is RUNNING again."""
         self.client.update_run(run_id, status="RUNNING")
