@@ -30,7 +30,7 @@ def epochs_and_best(uri: str, name: str) -> tuple[int, float]:
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
-    runs = client.search_runs([exp.experiment_id], "tags.`raysweep.role` != 'sweep'")
+    runs = client.search_runs([exp.experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     epochs = sum(len(client.get_metric_history(r.info.run_id, "test_acc")) for r in children)
     best = max(r.data.metrics.get("best_test_acc", 0.0) for r in children)

@@ -257,9 +257,17 @@ class ResourcesSpec(Strict):
     cpus_per_worker: float = Field(1.0, gt=0.0)
     gpus_per_worker: float | None = Field(None, ge=0.0)
     max_concurrent: int | None = Field(None, ge=1)
+    # auto: a one-worker trial trains in its Tune trial's process, more workers are a
+    # TorchTrainer worker group; torch_trainer: always a worker group; inline: never.
+    executor: Literal["auto", "inline", "torch_trainer"] = "auto"
 
     @model_validator(mode="after")
     def _fractional_gpus(self) -> ResourcesSpec:
+        if self.executor == "inline" and self.workers_per_trial > 1:
+            raise ValueError(
+                "executor: inline trains in one process; workers_per_trial above 1 needs "
+                "executor: torch_trainer (or auto)"
+            )
         g = self.gpus_per_worker
         if g and g != int(g) and self.workers_per_trial > 1:
             raise ValueError("fractional gpus_per_worker needs workers_per_trial: 1")

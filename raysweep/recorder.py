@@ -94,6 +94,12 @@ class SweepRecorder(tune.Callback):
                 self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
         self.console.trial_result(out, self.outcomes)
 
+    def on_checkpoint(
+        self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        """An inline trial's checkpoint, kept by Tune (worker groups report theirs as a metric)."""
+        self._outcome(trial).checkpoint_path = checkpoint.path
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)
         m = out.metrics

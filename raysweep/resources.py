@@ -1,8 +1,10 @@
 """What one trial asks of the cluster, and whether that can ever be placed (no ray import).
 
-A trial is a Tune driver (holding only the custom `trial_driver` resource, so it never takes the
-CPUs its workers need; DESIGN.md records the hang that avoids) plus `workers_per_trial` Ray Train
-workers, each asking `cpus_per_worker` CPUs and `gpus_per_worker` GPUs.
+A trial of several workers is a Tune driver (holding only the custom `trial_driver` resource, so
+it never takes the CPUs its workers need; DESIGN.md records the hang that avoids) plus
+`workers_per_trial` Ray Train workers, each asking `cpus_per_worker` CPUs and `gpus_per_worker`
+GPUs. A one-worker trial (by default) trains inside its Tune trial, which then asks for the
+worker's CPUs and GPUs itself.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class TrialResources:
     workers: int
     cpus_per_worker: float
     gpus_per_worker: float
+    # Trained in the Tune trial's own process instead of a Ray Train worker group.
+    inline: bool = False
 
     @property
     def total(self) -> dict[str, float]:
@@ -68,7 +72,8 @@ def resolve(spec: ResourcesSpec, cluster: dict[str, float]) -> TrialResources:
     gpus = spec.gpus_per_worker
     if gpus is None:
         gpus = 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
-    return TrialResources(spec.workers_per_trial, spec.cpus_per_worker, gpus)
+    inline = spec.executor == "inline" or (spec.executor == "auto" and spec.workers_per_trial == 1)
+    return TrialResources(spec.workers_per_trial, spec.cpus_per_worker, gpus, inline)
 
 
 def placement_problems(req: TrialResources, cluster: dict[str, float]) -> list[str]:
@@ -90,6 +95,17 @@ def concurrency(req: TrialResources, cluster: dict[str, float], limit: int | Non
     )
     fits = max(1, fits)
     return min(fits, limit) if limit else fits
+
+
+def trial_request(req: TrialResources, cluster: dict[str, float]) -> dict[str, float]:
+    """What the Tune trial itself asks for: a worker's share when it trains inline."""
+    if req.inline:
+        return req.per_worker
+    if cluster.get(DRIVER_RESOURCE):
+        return {"CPU": 0, DRIVER_RESOURCE: 1}
+    # A cluster started without the resource: a tiny CPU share still works, but can strand a
+    # fraction of a CPU (DESIGN.md); cluster.yaml gives the head node the resource.
+    return {"CPU": 0.001}
 
 
 def torch_threads(req: TrialResources) -> int:

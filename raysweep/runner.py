@@ -73,7 +73,7 @@ def run_sweep(
 
     recorder = SweepRecorder(writer, parent_id, outcomes, console)
     if options.resume:
-        tuner = restore_tuner(f"{storage}/{experiment_dir}", cluster)
+        tuner = restore_tuner(f"{storage}/{experiment_dir}", req, cluster)
     else:
         tuner = build_tuner(
             spec, trials, req, parallel, storage, experiment_dir, [recorder], cluster
@@ -121,6 +121,7 @@ def _start_parent(
             "metric": spec.sweep.metric,
             "goal": spec.sweep.goal,
             "resources": req.describe(),
+            "executor": "inline" if req.inline else "torch_trainer",
             "storage": storage,
         },
     )

@@ -1,16 +1,15 @@
-"""Ray Tune and Ray Train wiring: one Tune trial per planned trial, each a TorchTrainer run.
+"""Ray Tune wiring on the driver: start Ray, check storage, plan resources, build the Tuner.
 
-Follows Ray's Train V2 + Tune interop pattern: the Tune trainable is a small driver function
-(holding only the custom `trial_driver` resource) that starts a `TorchTrainer` whose workers
-run `raysweep.train.train_trial`; `TuneReportCallback` forwards every epoch's report to Tune,
-where the driver-side callbacks (MLflow, console progress) see it.
+One Tune trial per planned trial; its trainable (`raysweep.trainables.trial_driver`) trains a
+one-worker trial in its own process, or follows Ray's Train V2 + Tune interop pattern for
+several workers: a `TorchTrainer` whose `TuneReportCallback` forwards every epoch's report to
+Tune. Either way the driver-side callbacks (MLflow, console progress) see every epoch.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 import uuid
 from concurrent.futures import Future
@@ -30,8 +29,10 @@ from raysweep.resources import (
     placement_problems,
     resolve,
     torch_threads,
+    trial_request,
     with_capacity,
 )
+from raysweep.trainables import trial_driver
 
 # Defaults for Ray's own settings; a value the user exported wins.
 RAY_ENV = {
@@ -107,95 +108,6 @@ def storage_uri(storage: str | None) -> str:
     except OSError as exc:
         raise UserError(f"--storage {raw}: cannot write there ({exc.strerror or exc})") from None
     return str(path)
-
-
-def train_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train worker entry: rebuild the config, resume from a checkpoint, train, report."""
-    import ray.train
-    import ray.train.torch
-    import torch
-
-    from raysweep.config import TrialConfig
-    from raysweep.train import WorkerEnv, train_trial
-
-    torch.set_num_threads(loop_config["threads"])
-    config = TrialConfig.model_validate(loop_config["config"])
-    ctx = ray.train.get_context()
-    env = WorkerEnv(
-        rank=ctx.get_world_rank(),
-        world_size=ctx.get_world_size(),
-        device=ray.train.torch.get_device(),
-        node_id=ray.get_runtime_context().get_node_id(),
-    )
-    resume = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            resume = torch.load(
-                Path(directory) / "state.pt", map_location="cpu", weights_only=False
-            )
-
-    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
-        if state is None:
-            ray.train.report(metrics, checkpoint=None)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(state, Path(tmp) / "state.pt")
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-
-    train_trial(config, env, report, resume=resume)
-
-
-def trainer_class() -> type:
-    """`TorchTrainer` without Ray Data's dataset actor, which raysweep's workers never use.
-
-    Ray 2.60 starts a `DatasetManager` actor for every trainer, datasets or not: one more
-    process per trial, seconds of startup on a 2-core machine. Workers here load their own
-    shards (raysweep.data), so the callback that owns it is left out.
-    """
-    from ray.train.torch import TorchTrainer
-    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
-
-    class SweepTrainer(TorchTrainer):
-        def _create_default_callbacks(self) -> list[Any]:
-            callbacks = super()._create_default_callbacks()
-            if self.datasets:
-                return callbacks
-            return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
-
-    return SweepTrainer
-
-
-def trial_driver(tune_config: dict[str, Any]) -> None:
-    """Tune trainable: one TorchTrainer run per trial, under a stable run name (for resume)."""
-    import ray.train
-    from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    trainer_cls = trainer_class()
-    trial = tune_config["trial"]
-    run = tune_config["run"]
-    experiment = tune.get_context().get_experiment_name()
-    resources = run["resources"]
-    trainer = trainer_cls(
-        train_worker,
-        train_loop_config={"config": trial["config"], "threads": run["threads"]},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=resources["workers"],
-            use_gpu=resources["gpus_per_worker"] > 0,
-            resources_per_worker=resources["per_worker"],
-        ),
-        run_config=ray.train.RunConfig(
-            name=f"{experiment}-train/{trial['trial_id']}",
-            storage_path=run["storage"],
-            failure_config=ray.train.FailureConfig(
-                max_failures=trial["config"]["train"]["max_failures"]
-            ),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-            callbacks=[TuneReportCallback()],
-        ),
-    )
-    trainer.fit()
 
 
 def init_ray(address: str | None, debug: bool) -> dict[str, float]:
@@ -298,15 +210,6 @@ def check_storage_reach(storage: str) -> None:
         )
 
 
-def driver_request(cluster: dict[str, float]) -> dict[str, float]:
-    """The Tune driver's own request: the custom resource where the cluster has it."""
-    if cluster.get(DRIVER_RESOURCE):
-        return {"CPU": 0, DRIVER_RESOURCE: 1}
-    # A cluster started without the resource: a tiny CPU share still works, but can strand a
-    # fraction of a CPU (DESIGN.md); cluster.yaml gives the head node the resource.
-    return {"CPU": 0.001}
-
-
 def plan_resources(
     spec: SweepSpec, cluster: dict[str, float], max_concurrent: int | None
 ) -> tuple[TrialResources, int]:
@@ -351,6 +254,7 @@ def build_tuner(
     run = {
         "storage": storage,
         "threads": torch_threads(req),
+        "inline": req.inline,
         "resources": {
             "workers": req.workers,
             "gpus_per_worker": req.gpus_per_worker,
@@ -358,7 +262,7 @@ def build_tuner(
         },
     }
     return tune.Tuner(
-        tune.with_resources(trial_driver, driver_request(cluster)),
+        tune.with_resources(trial_driver, trial_request(req, cluster)),
         param_space={"trial": tune.grid_search([t.to_json() for t in trials]), "run": run},
         tune_config=tune.TuneConfig(
             num_samples=1,
@@ -375,12 +279,17 @@ def build_tuner(
             storage_path=storage,
             callbacks=callbacks,
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
+            # Inline trials are retried by Tune (from their last checkpoint); a worker group
+            # is retried by Ray Train, with the trial's own train.max_failures.
+            failure_config=tune.FailureConfig(
+                max_failures=max(t.config.train.max_failures for t in trials) if req.inline else 0
+            ),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
 
 
-def restore_tuner(path: str, cluster: dict[str, float]) -> Any:
+def restore_tuner(path: str, req: TrialResources, cluster: dict[str, float]) -> Any:
     """The Tuner of an interrupted sweep: finished trials stay, unfinished ones continue."""
     from ray import tune
 
@@ -388,7 +297,7 @@ def restore_tuner(path: str, cluster: dict[str, float]) -> Any:
         raise UserError(f"--resume: no Ray Tune experiment to resume at {path}")
     return tune.Tuner.restore(
         path,
-        trainable=tune.with_resources(trial_driver, driver_request(cluster)),
+        trainable=tune.with_resources(trial_driver, trial_request(req, cluster)),
         resume_unfinished=True,
         resume_errored=False,
         restart_errored=False,

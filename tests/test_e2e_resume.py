@@ -1,6 +1,8 @@
 """Ctrl-C, then a killed driver (SIGKILL of its whole session), each followed by `--resume`,
-then a Ray Train worker killed by pid: finished trials are not rerun, unfinished ones continue
-from their checkpoints, and MLflow keeps exactly one run per trial with none left RUNNING."""
+then the process training a trial killed by pid: finished trials are not rerun, unfinished ones
+continue from their checkpoints, and MLflow keeps exactly one run per trial with none left
+RUNNING. Both executors: a trial trained inline (its Tune trial's process, retried by Tune) and
+a Ray Train worker group (its worker retried by Ray Train, its run found again by name)."""
 
 from __future__ import annotations
 
@@ -65,16 +67,18 @@ def _descendants(root: int) -> dict[int, str]:
     return found
 
 
-def _worker_pid_when(proc: subprocess.Popen, log: Path, needle: str, timeout: float) -> int:
-    """The pid of the sweep's (one) Ray Train worker process, once `needle` shows in the log."""
+# The process title of the one process training a trial, per executor.
+TRAINING_PROCESS = {"inline": "ray::ImplicitFunc", "torch_trainer": "ray::RayTrainWorker"}
+
+
+def _worker_pid_when(
+    proc: subprocess.Popen, log: Path, needle: str, title: str, timeout: float
+) -> int:
+    """The pid of the sweep's (one) process titled `title`, once `needle` shows in the log."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if needle in log.read_text():
-            workers = [
-                pid
-                for pid, cmd in _descendants(proc.pid).items()
-                if cmd.startswith("ray::RayTrainWorker")
-            ]
+            workers = [pid for pid, cmd in _descendants(proc.pid).items() if cmd.startswith(title)]
             assert len(workers) == 1, _descendants(proc.pid)
             return workers[0]
         if proc.poll() is not None:
@@ -96,8 +100,9 @@ def _start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
         )
 
 
+@pytest.mark.parametrize("executor", ["inline", "torch_trainer"])
 def test_interrupted_and_killed_sweep_resumes_without_duplicate_runs(
-    write_sweep, tmp_path: Path
+    write_sweep, tmp_path: Path, executor: str
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -107,7 +112,12 @@ def test_interrupted_and_killed_sweep_resumes_without_duplicate_runs(
             "model": {"name": "basic_cnn"},
             "train": {"epochs": 4, "batch_size": 64, "optimizer": {"name": "adam", "lr": 1e-3}},
             "sweep": {"axes": {"train.seed": [0, 1]}},
-            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "max_concurrent": 1},
+            "resources": {
+                "workers_per_trial": 1,
+                "cpus_per_worker": 1,
+                "max_concurrent": 1,
+                "executor": executor,
+            },
         }
     )
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -132,19 +142,19 @@ def test_interrupted_and_killed_sweep_resumes_without_duplicate_runs(
     assert "t000 epoch 1/4" not in second  # t000 went on from its epoch-1 checkpoint
     assert "t000 resumed   from its epoch-" in second
 
-    # 3. Resume again: t000 is not rerun, t001 continues from its checkpoint; then one of
-    #    t001's Ray Train workers is killed by pid: Ray Train restarts it from the trial's
-    #    latest checkpoint (max_failures) and the trial finishes without gaps or repeats.
+    # 3. Resume again: t000 is not rerun, t001 continues from its checkpoint; then the process
+    #    training t001 is killed by pid: Tune (inline) or Ray Train (worker group) restarts it
+    #    from the trial's latest checkpoint (max_failures); it finishes without gaps or repeats.
     log3 = tmp_path / "3.log"
     proc = _start([*run, "--resume"], tmp_path, log3)
-    victim = _worker_pid_when(proc, log3, "t001 epoch 2/4", timeout=600)
+    victim = _worker_pid_when(proc, log3, "t001 epoch 2/4", TRAINING_PROCESS[executor], 600)
     os.kill(victim, signal.SIGKILL)
     assert proc.wait(timeout=900) == 0, log3.read_text()
     third = log3.read_text()
     assert "t000 started" not in third
     assert "t001 epoch 1/4" not in third
     assert "t001 resumed   from its epoch-1 checkpoint" in third, third
-    assert "t001 resumed   from its epoch-2 checkpoint" in third, third  # the killed worker
+    assert "t001 resumed   from its epoch-2 checkpoint" in third, third  # the killed process
     assert "t001 epoch 4/4" in third
 
     exp = client.get_experiment_by_name("e2e-resume")

@@ -6,9 +6,11 @@ on (a token of their own, not ~/.ray/auth_token). `raysweep run --address` then 
 sweeps on it:
 
 - two trials run at the same time, one per node, and both land in one MLflow store; then the
-  second node is killed while its trial trains there: that trial's workers are restarted on
-  the head (Ray Train's FailureConfig), resume from the trial's last checkpoint, and the sweep
-  finishes with every trial finished (one sweep checks both, to keep the suite short);
+  second node is killed while its trial trains there: that trial is restarted on the head and
+  resumes from its last checkpoint, and the sweep finishes with every trial finished (one
+  sweep checks both, to keep the suite short). Once per executor: trials trained inline
+  (their Tune trial retried by Tune) and as Ray Train worker groups (workers retried by Ray
+  Train's FailureConfig, the Tune trial staying on the head);
 - a client with the wrong token is refused.
 
 Startup: under heavy load a raylet aborts when its dashboard agent is not up within a fixed
@@ -28,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -168,6 +169,7 @@ class Cluster:
     gcs_port: int
     nodes: dict[str, Node] = field(default_factory=dict)
     uid: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    starts: int = 0  # every `ray start` gets its own temp dir and marker
 
     @property
     def address(self) -> str:
@@ -178,7 +180,7 @@ class Cluster:
         15 s, a fixed limit, for its dashboard agent and abort)."""
         failures = []
         for attempt in range(1, START_ATTEMPTS + 1):
-            node = self._start_once(name, attempt, args)
+            node = self._start_once(name, args)
             error = self._wait_started(node)
             _group_nice(node.proc.pid, 0)
             if error is None:
@@ -191,9 +193,10 @@ class Cluster:
             f"`ray start` of node {name} failed {START_ATTEMPTS} times:\n" + "\n".join(failures)
         )
 
-    def _start_once(self, name: str, attempt: int, args: list[str]) -> Node:
-        temp_dir = self.base / f"{name}{attempt}"
-        marker = f"{self.uid}-{name}{attempt}"
+    def _start_once(self, name: str, args: list[str]) -> Node:
+        self.starts += 1
+        temp_dir = self.base / f"{name}-{self.starts}"
+        marker = f"{self.uid}-{name}-{self.starts}"
         ports = {
             "--node-manager-port": _free_port(),
             "--object-manager-port": _free_port(),
@@ -215,7 +218,7 @@ class Cluster:
             *(f"{k}={v}" for k, v in ports.items()),
             *args,
         ]
-        log = self.base / f"{name}{attempt}.log"
+        log = self.base / f"{name}-{self.starts}.log"
         with log.open("w") as fh:
             proc = subprocess.Popen(
                 cmd,
@@ -272,6 +275,10 @@ def _node_id(node: Node) -> str:
     return text[text.index(marker) + len(marker) :].split()[0]
 
 
+def _start_node2(c: Cluster) -> Node:
+    return c.start_node("node2", [f"--address={c.address}", "--num-cpus=1"])
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """Head (1 CPU, `trial_driver`) + second node (1 CPU); one start for the whole module."""
@@ -300,7 +307,7 @@ def cluster() -> Iterator[Cluster]:
                 f"--ray-client-server-port={_free_port()}",
             ],
         )
-        c.start_node("node2", [f"--address={c.address}", "--num-cpus=1"])
+        _start_node2(c)
         yield c
     finally:
         c.teardown()
@@ -310,7 +317,7 @@ def cluster() -> Iterator[Cluster]:
 # --- sweeps ---------------------------------------------------------------------------------
 
 
-def _sweep(write_sweep, name: str, epochs: int, batch_size: int = 32) -> Path:
+def _sweep(write_sweep, name: str, epochs: int, executor: str, batch_size: int = 32) -> Path:
     return write_sweep(
         {
             "name": name,
@@ -321,7 +328,7 @@ def _sweep(write_sweep, name: str, epochs: int, batch_size: int = 32) -> Path:
                 "optimizer": {"name": "adam", "lr": 1e-3},
             },
             "sweep": {"axes": {"train.seed": [0, 1]}},
-            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "executor": executor},
         }
     )
 
@@ -383,21 +390,14 @@ def _trial_runs(tmp_path: Path, name: str) -> tuple[list, dict[str, object]]:
     return parents, children
 
 
-def _checkpointed_on(node: Node, sweep: str) -> str | None:
-    """The first trial of sweep `sweep` whose Ray Train worker on `node` has persisted a
-    checkpoint (an epoch done), from that node's own Ray Train worker logs
-    (`logs/train/ray-train-*-worker-*.log`), e.g. `Checkpoint successfully created at:
-    Checkpoint(filesystem=local, path=/tmp/.../<sweep>-20261123-192705-train/t001/checkpoint_...)`.
-    The name matters: the node's logs also hold the earlier sweeps' lines."""
-    pattern = re.compile(
-        r"Checkpoint successfully created at: [^\n]*?/"
-        + re.escape(sweep)
-        + r"-\d{8}-\d{6}-train/(t\d+)/checkpoint_"
-    )
-    for path in sorted((node.logs() / "train").glob("ray-train-*worker-*.log")):
-        found = pattern.search(path.read_text(errors="replace"))
-        if found:
-            return found.group(1)
+def _trial_on(storage: Path, node_id: str) -> str | None:
+    """The first trial that Tune has a result from on node `node_id` (an epoch done there,
+    so its checkpoint is persisted), from the trials' result.json files."""
+    for path in sorted(storage.glob("*/t*/result.json")):
+        lines = path.read_text(errors="replace").splitlines()
+        with contextlib.suppress(ValueError):
+            if any(json.loads(line).get("node_id") == node_id for line in lines if line):
+                return path.parent.name
     return None
 
 
@@ -429,11 +429,14 @@ def test_cluster_refuses_a_client_with_a_wrong_token(cluster: Cluster) -> None:
     assert "InvalidAuthToken" in out or "Authentication" in out, out
 
 
+@pytest.mark.parametrize("executor", ["inline", "torch_trainer"])
 def test_trials_run_one_per_node_and_a_killed_node_s_trial_resumes_on_head(
-    cluster: Cluster, write_sweep, tmp_path: Path
+    cluster: Cluster, write_sweep, tmp_path: Path, executor: str
 ) -> None:
     """Two trials at once, one per node, into one MLflow store; then the second node dies
     mid-trial and its trial finishes on the head from its last checkpoint."""
+    if cluster.nodes["node2"].proc.poll() is not None:  # killed by the other executor's run
+        _start_node2(cluster)
     for node in cluster.nodes.values():
         assert node.proc.poll() is None, f"node {node.name} is not running:\n" + node.tail()
     node2 = cluster.nodes["node2"]
@@ -441,25 +444,25 @@ def test_trials_run_one_per_node_and_a_killed_node_s_trial_resumes_on_head(
     # Slower epochs (batch 8: ~180 steps) leave seconds between a trial's first epoch line and
     # its end, for the kill to land mid-trial.
     epochs = 8
-    spec = _sweep(write_sweep, "mn-node-dies", epochs=epochs, batch_size=8)
+    name = f"mn-node-dies-{executor.replace('_', '-')}"
+    spec = _sweep(write_sweep, name, epochs=epochs, executor=executor, batch_size=8)
     log = tmp_path / "sweep.log"
     t0 = time.time()
     proc = _run(cluster, spec, tmp_path, log)
 
-    # Find the trial training on the second node (its first checkpoint in that node's logs),
-    # wait for its first epoch line on the console (Tune has the result, so Ray Train has
-    # registered the checkpoint: killing earlier restarts the trial from scratch), then kill
-    # the node: its raylet, its agents and the trial's worker, all at once (SIGKILL).
+    # Find the trial training on the second node (an epoch of it done there, in Tune's results),
+    # wait for that epoch's line on the console (its checkpoint is registered: killing earlier
+    # restarts the trial from scratch), then kill the node: its raylet, its agents and the
+    # process training the trial, all at once (SIGKILL).
     victim, deadline = None, time.time() + 600
     while victim is None or f"{victim} epoch " not in log.read_text():
-        victim = victim or _checkpointed_on(node2, "mn-node-dies")
+        victim = victim or _trial_on(tmp_path / "ray_results", node2.node_id)
         if proc.poll() is not None or time.time() > deadline:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-            train_logs = sorted(p.name for p in (node2.logs() / "train").glob("*"))
             pytest.fail(
-                f"no epoch of a trial on node2 ({node2.node_id}; victim {victim}; its Ray "
-                f"Train logs: {train_logs}):\n{log.read_text()}\n" + node2.tail()
+                f"no epoch of a trial on node2 ({node2.node_id}; victim {victim}):\n"
+                f"{log.read_text()}\n" + node2.tail()
             )
         time.sleep(0.2)
     node2.kill()
@@ -473,7 +476,7 @@ def test_trials_run_one_per_node_and_a_killed_node_s_trial_resumes_on_head(
     assert "2 trials" in out and "up to 2 at a time" in out, out
     assert "0/2 done, 2 running" in out, out  # concurrent, and (below) on different nodes
 
-    parents, children = _trial_runs(tmp_path, "mn-node-dies")
+    parents, children = _trial_runs(tmp_path, name)
     assert len(parents) == 1 and sorted(children) == ["t000", "t001"], out
     assert all(r.info.status == "FINISHED" for r in [*parents, *children.values()]), out
     # Where each trial started (the node of its first epoch): one per node.

@@ -15,6 +15,7 @@ from raysweep.resources import (
     placement_problems,
     resolve,
     torch_threads,
+    trial_request,
 )
 
 
@@ -30,7 +31,7 @@ from raysweep.resources import (
 )
 def test_resolve_gpus_default(cluster: dict[str, float], gpus: float) -> None:
     req = resolve(ResourcesSpec(), cluster)
-    assert req == TrialResources(workers=1, cpus_per_worker=1.0, gpus_per_worker=gpus)
+    assert req == TrialResources(workers=1, cpus_per_worker=1.0, gpus_per_worker=gpus, inline=True)
 
 
 def test_resolve_keeps_explicit_values() -> None:
@@ -38,6 +39,47 @@ def test_resolve_keeps_explicit_values() -> None:
     assert resolve(spec, {"CPU": 8.0, "GPU": 4.0}) == TrialResources(2, 3.0, 0.0)
     half = ResourcesSpec(gpus_per_worker=0.5)
     assert resolve(half, {"CPU": 8.0}).gpus_per_worker == 0.5
+
+
+@pytest.mark.parametrize(
+    ("executor", "workers", "inline"),
+    [
+        ("auto", 1, True),
+        ("auto", 2, False),
+        ("inline", 1, True),
+        ("torch_trainer", 1, False),
+        ("torch_trainer", 4, False),
+    ],
+)
+def test_resolve_executor(executor: str, workers: int, inline: bool) -> None:
+    spec = ResourcesSpec(workers_per_trial=workers, executor=executor)
+    assert resolve(spec, {"CPU": 8.0}).inline is inline
+
+
+def test_inline_needs_one_worker() -> None:
+    with pytest.raises(ValueError, match="executor: inline trains in one process"):
+        ResourcesSpec(workers_per_trial=2, executor="inline")
+
+
+@pytest.mark.parametrize(
+    ("req", "cluster", "asked"),
+    [
+        # Inline: the Tune trial is the worker, so it asks for the worker's share itself.
+        (TrialResources(1, 2.0, 0.0, inline=True), {"CPU": 4.0}, {"CPU": 2.0}),
+        (TrialResources(1, 1.0, 0.25, inline=True), {"CPU": 4.0}, {"CPU": 1.0, "GPU": 0.25}),
+        # A worker group: the driver takes no CPU, only a driver slot where the cluster has them.
+        (
+            TrialResources(2, 1.0, 0.0),
+            {"CPU": 4.0, "trial_driver": 10.0},
+            {"CPU": 0, "trial_driver": 1},
+        ),
+        (TrialResources(2, 1.0, 0.0), {"CPU": 4.0}, {"CPU": 0.001}),
+    ],
+)
+def test_trial_request(
+    req: TrialResources, cluster: dict[str, float], asked: dict[str, float]
+) -> None:
+    assert trial_request(req, cluster) == asked
 
 
 def test_totals_and_per_worker() -> None:

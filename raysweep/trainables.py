@@ -1,0 +1,185 @@
+"""What runs inside Ray for one trial: the Tune trainable and the training it starts.
+
+`trial_driver` is the Tune trainable. A one-worker trial (executor `inline`, the default for
+one worker) trains right there, in the Tune trial's own process: no worker group, no
+controller, one process per trial. A trial of several workers (executor `torch_trainer`)
+starts one Ray Train `TorchTrainer` under a stable run name, whose workers run `train_worker`.
+Both run the same `raysweep.train.train_trial` and write the same checkpoints (`state.pt`).
+Everything here imports Ray and torch lazily: the driver only pickles these functions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "state.pt"
+EPOCH_FILE = "epoch"  # beside state.pt: which epoch a checkpoint holds, without loading it
+
+
+def _resume_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The checkpoint dict to go on from (None on a trial's first start)."""
+    import torch
+
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def _reporter(report: Callable[..., None], checkpoint_cls: Any) -> Any:
+    """`train_trial`'s report function over Ray's `report(metrics, checkpoint=...)`."""
+    import torch
+
+    def send(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        if state is None:
+            report(metrics, checkpoint=None)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state, Path(tmp) / STATE_FILE)
+            (Path(tmp) / EPOCH_FILE).write_text(str(state["epoch"]))
+            report(metrics, checkpoint=checkpoint_cls.from_directory(tmp))
+
+    return send
+
+
+def train_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train worker entry: rebuild the config, resume from a checkpoint, train, report."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    from raysweep.config import TrialConfig
+    from raysweep.train import WorkerEnv, train_trial
+
+    torch.set_num_threads(loop_config["threads"])
+    config = TrialConfig.model_validate(loop_config["config"])
+    ctx = ray.train.get_context()
+    env = WorkerEnv(
+        rank=ctx.get_world_rank(),
+        world_size=ctx.get_world_size(),
+        device=ray.train.torch.get_device(),
+        node_id=ray.get_runtime_context().get_node_id(),
+    )
+    resume = _resume_state(ray.train.get_checkpoint())
+    train_trial(config, env, _reporter(ray.train.report, ray.train.Checkpoint), resume=resume)
+
+
+def newest_checkpoint(storage: str, experiment: str, trial_id: str) -> Any:
+    """The checkpoint of the latest epoch in a trial's Tune directory, or None.
+
+    Tune's own record of a trial's latest checkpoint is its experiment state, saved every
+    10 s or so: after a driver crash it can be an epoch behind the checkpoints on disk (and
+    Tune then reuses the names of those it does not know). The directory is the truth.
+    """
+    import pyarrow.fs
+    from ray import tune
+
+    if "://" in storage:
+        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+    else:
+        fs, root = pyarrow.fs.LocalFileSystem(), storage
+    trial_dir = f"{root.rstrip('/')}/{experiment}/{trial_id}"
+    found: list[tuple[int, str]] = []
+    for entry in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True)):
+        if entry.type != pyarrow.fs.FileType.Directory:
+            continue
+        if not entry.base_name.startswith("checkpoint_"):
+            continue
+        try:
+            with fs.open_input_stream(f"{entry.path}/{EPOCH_FILE}") as fh:
+                epoch = int(fh.read().decode())
+        except (OSError, ValueError):
+            continue  # not one of ours, or not fully written
+        if fs.get_file_info(f"{entry.path}/{STATE_FILE}").type == pyarrow.fs.FileType.File:
+            found.append((epoch, entry.path))
+    if not found:
+        return None
+    return tune.Checkpoint(max(found)[1], filesystem=fs)
+
+
+def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
+    """A one-worker trial trained in the Tune trial's own process (no worker group).
+
+    Same loop, metrics and checkpoints as a Ray Train worker; Tune keeps the checkpoints and
+    retries the trial from the newest one (`train.max_failures`), as does `--resume`.
+    """
+    import ray
+    import torch
+    from ray import tune
+
+    from raysweep.config import TrialConfig
+    from raysweep.train import WorkerEnv, train_trial
+
+    torch.set_num_threads(run["threads"])
+    config = TrialConfig.model_validate(trial["config"])
+    # Ray gives the actor its GPU (or share of one) as CUDA_VISIBLE_DEVICES: it is cuda:0 here.
+    on_gpu = run["resources"]["gpus_per_worker"] > 0
+    env = WorkerEnv(
+        device=torch.device("cuda", 0) if on_gpu else torch.device("cpu"),
+        node_id=ray.get_runtime_context().get_node_id(),
+    )
+    experiment = tune.get_context().get_experiment_name()
+    checkpoint = newest_checkpoint(run["storage"], experiment, trial["trial_id"])
+    resume = _resume_state(checkpoint or tune.get_checkpoint())
+    train_trial(config, env, _reporter(tune.report, tune.Checkpoint), resume=resume)
+
+
+def trainer_class() -> type:
+    """`TorchTrainer` without Ray Data's dataset actor, which raysweep's workers never use.
+
+    Ray 2.60 starts a `DatasetManager` actor for every trainer, datasets or not: one more
+    process per trial, seconds of startup on a 2-core machine. Workers here load their own
+    shards (raysweep.data), so the callback that owns it is left out.
+    """
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
+
+    class SweepTrainer(TorchTrainer):
+        def _create_default_callbacks(self) -> list[Any]:
+            callbacks = super()._create_default_callbacks()
+            if self.datasets:
+                return callbacks
+            return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
+
+    return SweepTrainer
+
+
+def train_with_workers(trial: dict[str, Any], run: dict[str, Any]) -> None:
+    """One TorchTrainer run for the trial, named `<experiment>-train/<trial id>` so that a
+    resumed sweep's trainer finds the trial's checkpoints again."""
+    import ray.train
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    experiment = tune.get_context().get_experiment_name()
+    resources = run["resources"]
+    trainer = trainer_class()(
+        train_worker,
+        train_loop_config={"config": trial["config"], "threads": run["threads"]},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=resources["workers"],
+            use_gpu=resources["gpus_per_worker"] > 0,
+            resources_per_worker=resources["per_worker"],
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"{experiment}-train/{trial['trial_id']}",
+            storage_path=run["storage"],
+            failure_config=ray.train.FailureConfig(
+                max_failures=trial["config"]["train"]["max_failures"]
+            ),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def trial_driver(tune_config: dict[str, Any]) -> None:
+    """Tune trainable: train the trial inline or through a TorchTrainer worker group."""
+    if tune_config["run"]["inline"]:
+        train_inline(tune_config["trial"], tune_config["run"])
+    else:
+        train_with_workers(tune_config["trial"], tune_config["run"])

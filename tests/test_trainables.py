@@ -1,0 +1,68 @@
+"""The checkpoint plumbing of the code that runs inside Ray (no Ray session needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from raysweep.trainables import EPOCH_FILE, STATE_FILE, _reporter, _resume_state, newest_checkpoint
+
+
+class _Sink:
+    """Stands in for `tune.report`: keeps what each report carried, as a copy on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.reports: list[tuple[dict, Path | None]] = []
+
+    def __call__(self, metrics: dict, checkpoint=None) -> None:
+        kept = None
+        if checkpoint is not None:
+            kept = self.root / f"checkpoint_{len(self.reports):06d}"
+            kept.mkdir(parents=True)
+            for f in Path(checkpoint.path).iterdir():
+                (kept / f.name).write_bytes(f.read_bytes())
+        self.reports.append((metrics, kept))
+
+
+def test_reporter_writes_state_and_epoch_and_resume_reads_them(tmp_path: Path) -> None:
+    from ray import tune
+
+    sink = _Sink(tmp_path / "exp" / "t000")
+    send = _reporter(sink, tune.Checkpoint)
+    send({"epoch": 1}, None)  # a rank without state reports metrics only
+    state = {"epoch": 2, "weights": torch.arange(3.0)}
+    send({"epoch": 2}, state)
+    (first, none), (second, kept) = sink.reports
+    assert none is None and first == {"epoch": 1} and second == {"epoch": 2}
+    assert kept is not None and (kept / EPOCH_FILE).read_text() == "2"
+    loaded = _resume_state(tune.Checkpoint(str(kept)))
+    assert loaded is not None and loaded["epoch"] == 2
+    assert torch.equal(loaded["weights"], torch.arange(3.0))
+    assert _resume_state(None) is None
+
+
+def _checkpoint(trial_dir: Path, name: str, epoch: int | None, state: bool = True) -> None:
+    path = trial_dir / name
+    path.mkdir(parents=True)
+    if epoch is not None:
+        (path / EPOCH_FILE).write_text(str(epoch))
+    if state:
+        torch.save({"epoch": epoch}, path / STATE_FILE)
+
+
+def test_newest_checkpoint_is_the_latest_epoch_not_the_latest_name(tmp_path: Path) -> None:
+    trial_dir = tmp_path / "sweep-20261201-120000" / "t003"
+    assert newest_checkpoint(str(tmp_path), "sweep-20261201-120000", "t003") is None
+    # After a driver crash Tune can reuse a name it did not know: epoch 4 sits in _000001.
+    _checkpoint(trial_dir, "checkpoint_000000", 1)
+    _checkpoint(trial_dir, "checkpoint_000001", 4)
+    _checkpoint(trial_dir, "checkpoint_000002", 3)
+    _checkpoint(trial_dir, "checkpoint_000003", None)  # no epoch file: not complete
+    _checkpoint(trial_dir, "checkpoint_000004", 9, state=False)  # no state: not complete
+    (trial_dir / "result.json").write_text("{}")
+    found = newest_checkpoint(str(tmp_path), "sweep-20261201-120000", "t003")
+    assert found is not None and Path(found.path).name == "checkpoint_000001"
+    assert _resume_state(found) == {"epoch": 4}
+    assert newest_checkpoint(str(tmp_path), "sweep-20261201-120000", "t004") is None
