@@ -79,8 +79,18 @@ class Console:
         return max(scored) if self.goal == "max" else min(scored)
 
     def trial_started(self, out: TrialOutcome) -> None:
-        """A trial began."""
+        """A trial began (or began again after a failure: said by `trial_retrying`)."""
+        if out.status == "running" and out.failures:
+            return
         self._event(f"{out.trial.trial_id} started   {out.trial.name}")
+
+    def trial_retrying(self, out: TrialOutcome, error: str, failures: int, limit: int) -> None:
+        """A trial failed and is being restarted (from its newest checkpoint, if any)."""
+        lines = error.strip().splitlines()
+        reason = lines[-1] if lines else "unknown error"
+        self._event(
+            f"{out.trial.trial_id} retrying  failure {failures} of {limit} allowed: {reason[:160]}"
+        )
 
     def trial_resumed(self, out: TrialOutcome, epoch: int) -> None:
         """A trial's training went on from a checkpoint (a worker retried, or --resume)."""

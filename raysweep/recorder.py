@@ -50,7 +50,9 @@ class SweepRecorder(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)
-        out.status, out.started = "running", time.time()
+        if not (out.failures and out.started):  # a retried trial's duration counts from its start
+            out.started = time.time()
+        out.status = "running"
         t = out.trial
         tags = {
             TAG_TRIAL: t.trial_id,
@@ -112,6 +114,13 @@ class SweepRecorder(tune.Callback):
         else:
             out.status = "finished"
         self._close(out, "FINISHED")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """An inline trial failed and Tune restarts it (a worker group retries inside Train)."""
+        out = self._outcome(trial)
+        out.failures += 1
+        limit = max(t.trial.config.train.max_failures for t in self.outcomes.values())
+        self.console.trial_retrying(out, _error_text(trial), out.failures, limit)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)

@@ -7,7 +7,7 @@ the Ray connection and the resource plan have all been checked.
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from raysweep.config import SweepSpec
@@ -51,11 +51,13 @@ def run_sweep(
     check_datasets(trials)
     storage = storage_uri(options.storage)
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
-    cluster = init_ray(options.address, options.debug)
-    check_storage_reach(storage)
-    req, parallel = plan_resources(spec, cluster, options.max_concurrent)
-
-    writer = MlflowWriter(tracking_uri, spec.name)
+    # MLflow's import and database set-up (seconds) overlap Ray's start; no run is created yet.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open") as pool:
+        opening = pool.submit(MlflowWriter, tracking_uri, spec.name)
+        cluster = init_ray(options.address, options.debug)
+        check_storage_reach(storage)
+        req, parallel = plan_resources(spec, cluster, options.max_concurrent)
+        writer = opening.result()
     if options.resume:
         from raysweep.resume import find_previous, restore_outcomes
 

@@ -83,6 +83,7 @@ class TrialOutcome:
     checkpoint_path: str | None = None
     last_epoch: int = 0
     restarts: int = 0  # times its training went on from a checkpoint (worker retry, --resume)
+    failures: int = 0  # failures Tune restarted it after (inline trials; max_failures)
     started: float | None = None
     ended: float | None = None
 
@@ -153,6 +154,8 @@ def quiet_library_logs() -> None:
     logging.getLogger("ray.train").setLevel(logging.CRITICAL)
     # MLflow warns on every logged model that it cannot find pip's version (no pip in a uv venv).
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    # ...and says "Detected uv project" at INFO on every logged model.
+    logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)
 
 
 NETWORK_FILESYSTEMS = (
@@ -270,7 +273,7 @@ def build_tuner(
             max_concurrent_trials=parallel,
             # Not reuse_actors: with it, after ASHA stopped a trial, a pending trial was never
             # started and the sweep ended without it (Ray 2.60; seen in tests/test_e2e.py).
-            reuse_actors=False,
+            reuse_actors=req.inline,
             trial_name_creator=lambda t: t.config["trial"]["trial_id"],
             trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],
         ),

@@ -45,6 +45,10 @@ def test_cli_run_exit_code_and_summary(cli_sweep: dict) -> None:
     assert "6 trials" in out and "scheduler asha" in out
     assert "t000 started" in out and "epoch 3/3" in out
     assert "FAILED" in out and "no-such-activation" in out
+    # Tune restarted the failing trial (train.max_failures: 2) and said so, once per restart.
+    assert out.count("t003 started") == 1, out
+    assert "t003 retrying  failure 1 of 2 allowed: " in out, out
+    assert "t003 retrying  failure 2 of 2 allowed: " in out, out
     assert "diverged" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
     assert "workflowType=machine_learning" in out
