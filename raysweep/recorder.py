@@ -45,11 +45,15 @@ class SweepRecorder(tune.Callback):
         # The writer's thread and the console cannot be pickled; see the module docstring.
         return current_recorder, ()
 
-    def _outcome(self, trial: Any) -> TrialOutcome:
-        return self.outcomes[trial.config["trial"]["trial_id"]]
+    def _outcome(self, trial: Any) -> TrialOutcome | None:
+        """The trial's outcome; None for one that ended in an earlier run (already recorded)."""
+        out = self.outcomes[trial.config["trial"]["trial_id"]]
+        return None if out.recorded else out
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)
+        if out is None:
+            return
         if not (out.failures and out.started):  # a retried trial's duration counts from its start
             out.started = time.time()
         out.status = "running"
@@ -75,6 +79,8 @@ class SweepRecorder(tune.Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         out = self._outcome(trial)
+        if out is None:
+            return
         epoch = int(result.get("epoch", 0))
         resumed_from = int(result.get("resumed_from") or 0)
         if resumed_from:
@@ -84,7 +90,13 @@ class SweepRecorder(tune.Callback):
                 tags = {"raysweep.restarts": str(out.restarts)}
                 self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
         if epoch <= out.last_epoch:
-            return  # a worker restarted from its checkpoint and redid an epoch already logged
+            # Already logged: a restarted worker redid an epoch, or a trial whose training had
+            # ended replays its last result (the driver died while recording it; the record is
+            # finished from it).
+            if epoch == out.last_epoch:
+                out.metrics = dict(result)
+                out.checkpoint_path = result.get("checkpoint_path") or out.checkpoint_path
+            return
         first = out.last_epoch == 0
         out.last_epoch = epoch
         out.metrics = dict(result)
@@ -100,10 +112,14 @@ class SweepRecorder(tune.Callback):
         self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
     ) -> None:
         """An inline trial's checkpoint, kept by Tune (worker groups report theirs as a metric)."""
-        self._outcome(trial).checkpoint_path = checkpoint.path
+        out = self._outcome(trial)
+        if out is not None:
+            out.checkpoint_path = checkpoint.path
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)
+        if out is None:
+            return
         m = out.metrics
         if m.get("diverged"):
             out.status = "diverged"
@@ -118,12 +134,16 @@ class SweepRecorder(tune.Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """An inline trial failed and Tune restarts it (a worker group retries inside Train)."""
         out = self._outcome(trial)
+        if out is None:
+            return
         out.failures += 1
         limit = max(t.trial.config.train.max_failures for t in self.outcomes.values())
         self.console.trial_retrying(out, _error_text(trial), out.failures, limit)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)
+        if out is None:
+            return
         out.status = "failed"
         out.error = _error_text(trial)
         if out.run_id:
@@ -136,7 +156,7 @@ class SweepRecorder(tune.Callback):
         if out.run_id:
             keys = ("best_test_acc", "best_epoch", "stopped_early", "diverged")
             final = {k: m[k] for k in keys if k in m}
-            tags = {TAG_STATUS: out.status, "raysweep.epochs_run": m.get("epoch", 0)}
+            tags = {"raysweep.epochs_run": m.get("epoch", 0)}
             self.writer.submit(self.writer.log_final, out.run_id, final, tags)
             if out.checkpoint_path:
                 self.writer.submit(
@@ -145,6 +165,8 @@ class SweepRecorder(tune.Callback):
                     out.checkpoint_path,
                     out.trial.config.train.log_model,
                 )
+            # The status tag last: `--resume` takes a run that has it as completely recorded.
+            self.writer.submit(self.writer.log_final, out.run_id, {}, {TAG_STATUS: out.status})
             self.writer.submit(self.writer.end, out.run_id, mlflow_status)
         self.console.trial_done(out, self.outcomes)
 

@@ -69,7 +69,7 @@ def restore_outcomes(
         out.last_epoch = max((m.step for m in history), default=0)
         status = child.data.tags.get(TAG_STATUS, "")
         if status in _ENDED:
-            out.status = status
+            out.status, out.recorded = status, True
             out.metrics = {**child.data.metrics, "epoch": out.last_epoch, "is_last_epoch": 1}
             out.started = child.info.start_time / 1000
             out.ended = (child.info.end_time or child.info.start_time) / 1000

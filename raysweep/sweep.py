@@ -84,6 +84,9 @@ class TrialOutcome:
     last_epoch: int = 0
     restarts: int = 0  # times its training went on from a checkpoint (worker retry, --resume)
     failures: int = 0  # failures Tune restarted it after (inline trials; max_failures)
+    # Ended in an earlier run of this sweep (MLflow says so); Tune, whose record of it may be
+    # seconds older, can start it again on --resume: the recorder then ignores it.
+    recorded: bool = False
     started: float | None = None
     ended: float | None = None
 

@@ -10,6 +10,7 @@ Everything here imports Ray and torch lazily: the driver only pickles these func
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,47 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     train_trial(config, env, _reporter(ray.train.report, ray.train.Checkpoint), resume=resume)
 
 
+DONE_FILE = "raysweep-done.json"  # in a trial's Tune directory: its training ended, its last result
+
+
+def _trial_dir(storage: str, experiment: str, trial_id: str) -> tuple[Any, str]:
+    """The pyarrow filesystem and path of a trial's Tune directory (local path or URI)."""
+    import pyarrow.fs
+
+    if "://" in storage:
+        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+    else:
+        fs, root = pyarrow.fs.LocalFileSystem(), storage
+    return fs, f"{root.rstrip('/')}/{experiment}/{trial_id}"
+
+
+def _replay_if_done(fs: Any, trial_dir: str) -> bool:
+    """True (after reporting its last result again) if the trial's training already ended.
+
+    Tune's record that a trial ended is saved every ~10 s, and the driver records a trial in
+    MLflow after its end: a driver crash in between, then `--resume`, starts the trial again.
+    Its last result (with its checkpoint's path) is reported instead of training again, so the
+    driver can finish recording it (or ignore it, if MLflow has it all).
+    """
+    import pyarrow.fs
+    from ray import tune
+
+    done = f"{trial_dir}/{DONE_FILE}"
+    if fs.get_file_info(done).type != pyarrow.fs.FileType.File:
+        return False
+    with fs.open_input_stream(done) as fh:
+        tune.report(json.loads(fh.read().decode()))
+    return True
+
+
+def _mark_done(fs: Any, trial_dir: str, metrics: dict[str, Any], checkpoint: str | None) -> None:
+    """Keep a trial's last result and checkpoint path: its training has ended."""
+    fs.create_dir(trial_dir, recursive=True)
+    record = {**metrics, "checkpoint_path": checkpoint, "resumed_from": 0}
+    with fs.open_output_stream(f"{trial_dir}/{DONE_FILE}") as fh:
+        fh.write(json.dumps(record, default=str).encode())
+
+
 def newest_checkpoint(storage: str, experiment: str, trial_id: str) -> Any:
     """The checkpoint of the latest epoch in a trial's Tune directory, or None.
 
@@ -77,11 +119,7 @@ def newest_checkpoint(storage: str, experiment: str, trial_id: str) -> Any:
     import pyarrow.fs
     from ray import tune
 
-    if "://" in storage:
-        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-    else:
-        fs, root = pyarrow.fs.LocalFileSystem(), storage
-    trial_dir = f"{root.rstrip('/')}/{experiment}/{trial_id}"
+    fs, trial_dir = _trial_dir(storage, experiment, trial_id)
     found: list[tuple[int, str]] = []
     for entry in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True)):
         if entry.type != pyarrow.fs.FileType.Directory:
@@ -122,9 +160,14 @@ def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
         node_id=ray.get_runtime_context().get_node_id(),
     )
     experiment = tune.get_context().get_experiment_name()
+    fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
+    if _replay_if_done(fs, trial_dir):
+        return
     checkpoint = newest_checkpoint(run["storage"], experiment, trial["trial_id"])
     resume = _resume_state(checkpoint or tune.get_checkpoint())
-    train_trial(config, env, _reporter(tune.report, tune.Checkpoint), resume=resume)
+    last = train_trial(config, env, _reporter(tune.report, tune.Checkpoint), resume=resume)
+    final = newest_checkpoint(run["storage"], experiment, trial["trial_id"])
+    _mark_done(fs, trial_dir, last, final.path if final else None)
 
 
 def trainer_class() -> type:
@@ -155,6 +198,9 @@ def train_with_workers(trial: dict[str, Any], run: dict[str, Any]) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     experiment = tune.get_context().get_experiment_name()
+    fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
+    if _replay_if_done(fs, trial_dir):
+        return
     resources = run["resources"]
     trainer = trainer_class()(
         train_worker,
@@ -174,7 +220,9 @@ def train_with_workers(trial: dict[str, Any], run: dict[str, Any]) -> None:
             callbacks=[TuneReportCallback()],
         ),
     )
-    trainer.fit()
+    result = trainer.fit()
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    _mark_done(fs, trial_dir, dict(result.metrics or {}), checkpoint)
 
 
 def trial_driver(tune_config: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -36,10 +38,13 @@ def write_sweep(tmp_path: Path, digits_cache: Path):
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """`raysweep ARGS` in `cwd`, with MLflow's default store there."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
-        [str(RAYSWEEP), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [str(RAYSWEEP), *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -83,3 +88,42 @@ def cli_sweep(tmp_path_factory: pytest.TempPathFactory, digits_cache: Path) -> d
     )
     artifacts = {a.path for p in parents for a in client.list_artifacts(p.info.run_id)}
     return {"proc": proc, "work": work, "uri": uri, "parent_artifacts": artifacts}
+
+
+def cli_env() -> dict[str, str]:
+    """The environment raysweep runs in under test: unbuffered, MLflow's default store."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def signal_when(proc: subprocess.Popen, log: Path, needle: str, sig: int, timeout: float) -> str:
+    """Send `sig` (SIGINT to the driver, SIGKILL to its whole session) once `needle` shows."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = log.read_text()
+        if needle in text:
+            if sig == signal.SIGKILL:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.send_signal(sig)
+            proc.wait(timeout=300)
+            return log.read_text()
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended before '{needle}':\n{text}")
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"'{needle}' never appeared:\n{log.read_text()}")
+
+
+def start_cli(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    """`raysweep ARGS` in the background, in its own session, output to `log`."""
+    with log.open("w") as fh:
+        return subprocess.Popen(
+            [str(RAYSWEEP), *args],
+            cwd=cwd,
+            env=cli_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

@@ -6,12 +6,13 @@ learning rates, one trial that diverges and one that fails at run time."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 from raysweep.config import METRICS
-from tests.conftest import run_cli
+from tests.conftest import signal_when, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ def test_cli_run_exit_code_and_summary(cli_sweep: dict) -> None:
     out = proc.stdout
     assert proc.returncode == 1, proc.stdout + proc.stderr  # one trial failed on purpose
     assert "Traceback" not in out + proc.stderr
-    assert "6 trials" in out and "scheduler asha" in out
+    assert "6 trials, 1 worker x (1 CPU) each (inline)" in out and "scheduler asha" in out
     assert "t000 started" in out and "epoch 3/3" in out
     assert "FAILED" in out and "no-such-activation" in out
     # Tune restarted the failing trial (train.max_failures: 2) and said so, once per restart.
@@ -161,34 +162,52 @@ def test_logged_model_predicts_with_logged_accuracy(cli_sweep: dict) -> None:
 
 
 def test_two_ddp_workers_train_and_agree_with_one(write_sweep, tmp_path: Path) -> None:
-    """workers_per_trial: 2 (gloo DDP on CPU) trains the same config as well as 1 worker.
+    """workers_per_trial: 2 (gloo DDP on CPU, a TorchTrainer job) trains the same config as well
+    as 1 worker, and survives its driver being killed: `--resume` finds the TorchTrainer run
+    again by name and goes on from its checkpoint.
 
     The 1-worker reference is the same trial config through `train_trial` in this process (what
-    a 1-worker Ray Train run executes, with the same seed), which saves a second Ray session."""
+    a 1-worker trial executes, with the same seed), which saves a second Ray session."""
     import torch
 
     from raysweep.config import load_spec
     from raysweep.plan import expand
     from raysweep.train import WorkerEnv, train_trial
 
+    epochs = 6
     spec = write_sweep(
         {
             "name": "e2e-ddp",
             "model": {"name": "lenet"},
-            "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 3.0e-3}},
+            "train": {
+                "epochs": epochs,
+                "batch_size": 64,
+                "optimizer": {"name": "adam", "lr": 3.0e-3},
+            },
             "sweep": {"axes": {}},
             "resources": {"workers_per_trial": 2, "cpus_per_worker": 1},
         }
     )
-    proc = run_cli(["run", str(spec), "--storage", str(tmp_path / "ray")], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "1 trial, 2 workers x (1 CPU) each" in proc.stdout, proc.stdout
+    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
+    log1 = tmp_path / "1.log"
+    first = signal_when(
+        start_cli(run, tmp_path, log1), log1, f"t000 epoch 1/{epochs}", signal.SIGKILL, 600
+    )
+    assert "1 trial, 2 workers x (1 CPU) each (TorchTrainer)" in first, first
+    log2 = tmp_path / "2.log"
+    proc = start_cli([*run, "--resume"], tmp_path, log2)
+    assert proc.wait(timeout=900) == 0, log2.read_text()
+    second = log2.read_text()
+    assert "t000 resumed   from its epoch-" in second, second
+    assert f"t000 epoch {epochs}/{epochs}" in second and "t000 finished" in second, second
+
     client = _client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("e2e-ddp")
-    child = client.search_runs([exp.experiment_id], "tags.`raysweep.trial_id` = 't000'")[0]
+    (child,) = client.search_runs([exp.experiment_id], "tags.`raysweep.trial_id` = 't000'")
+    assert child.info.status == "FINISHED"
     assert child.data.params["train.batch_size"] == "64"  # the global batch, split over ranks
     steps = [m.step for m in client.get_metric_history(child.info.run_id, "test_acc")]
-    assert sorted(steps) == [1, 2, 3]
+    assert sorted(steps) == list(range(1, epochs + 1)), steps
     two = child.data.metrics
 
     sweep, _ = load_spec(spec, ())

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
-from raysweep.trainables import EPOCH_FILE, STATE_FILE, _reporter, _resume_state, newest_checkpoint
+from raysweep.trainables import (
+    DONE_FILE,
+    EPOCH_FILE,
+    STATE_FILE,
+    _mark_done,
+    _reporter,
+    _resume_state,
+    _trial_dir,
+    newest_checkpoint,
+)
 
 
 class _Sink:
@@ -66,3 +76,20 @@ def test_newest_checkpoint_is_the_latest_epoch_not_the_latest_name(tmp_path: Pat
     assert found is not None and Path(found.path).name == "checkpoint_000001"
     assert _resume_state(found) == {"epoch": 4}
     assert newest_checkpoint(str(tmp_path), "sweep-20261201-120000", "t004") is None
+
+
+def test_done_marker_keeps_the_last_result_per_trial(tmp_path: Path) -> None:
+    fs, t000 = _trial_dir(str(tmp_path), "sweep-20261201-120000", "t000")
+    _, t001 = _trial_dir(str(tmp_path), "sweep-20261201-120000", "t001")
+    assert t000 == f"{tmp_path}/sweep-20261201-120000/t000"
+    _mark_done(fs, t000, {"epoch": 4, "test_acc": 0.9, "resumed_from": 3}, "/ckpt/checkpoint_3")
+    record = json.loads((tmp_path / "sweep-20261201-120000" / "t000" / DONE_FILE).read_text())
+    # The replayed result must not say "resumed" again; it carries the checkpoint's path.
+    assert record == {
+        "epoch": 4,
+        "test_acc": 0.9,
+        "resumed_from": 0,
+        "checkpoint_path": "/ckpt/checkpoint_3",
+    }
+    assert not (tmp_path / "sweep-20261201-120000" / "t001").exists()
+    assert t001.endswith("/t001")
