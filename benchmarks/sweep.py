@@ -1,8 +1,10 @@
 """Wall time of an 8-trial digits sweep through `raysweep run` vs the same 8 trainings run back
 to back in one plain process, divided by the concurrency the sweep had.
 
-ratio = sweep wall / (plain total / concurrency) (target <= 1.3 on the 2-core machine); the
-per-trial fixed cost (Ray start, worker group, MLflow logging) is reported separately.
+ratio = sweep wall / (plain total / concurrency) (target <= 1.3 on the 2-core machine). The
+fixed costs are reported separately, from a second, 2-trial run of the same sweep: per sweep
+(Python and Ray start, the end-of-run report) and per trial (its process or actor, MLflow
+logging, checkpoints), in wall seconds with `concurrency` trials side by side.
 Prints one JSON object as its last line.
 """
 
@@ -46,30 +48,45 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=SPEC["train"]["epochs"])
     args = parser.parse_args()
     spec = {**SPEC, "train": {**SPEC["train"], "epochs": args.epochs}}
+    # The same sweep with one seed (2 trials): the difference is what 6 more trials cost.
+    small = {**spec, "name": "bench-sweep-small"}
+    small["sweep"] = {"axes": {**spec["sweep"]["axes"], "train.seed": [0]}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        spec["dataset"] = {**spec["dataset"], "cache_dir": str(work / "cache")}
-        path = write_spec(work, spec)
+        for s in (spec, small):
+            s["dataset"] = {**s["dataset"], "cache_dir": str(work / "cache")}
         plain_total(spec)  # decode and cache digits, warm the imports
-        wall, proc = timed_run(path, work)
-        if proc.returncode != 0:
-            raise SystemExit(proc.stdout + proc.stderr)
+        walls = {}
+        for s in (small, spec):
+            wall, proc = timed_run(write_spec(work, s, f"{s['name']}.yaml"), work)
+            if proc.returncode != 0:
+                raise SystemExit(proc.stdout + proc.stderr)
+            walls[len(expand(validate_spec(s)))] = wall
         plain = plain_total(spec)
     trials = len(expand(validate_spec(spec)))
+    few = min(walls)
     concurrency = min(trials, max(1, (torch.multiprocessing.cpu_count() or 1)))
     ideal = plain / concurrency
-    fixed = (wall - ideal) / (trials / concurrency)
+    per_trial_plain = plain / trials
+    # Each extra wave of `concurrency` trials side by side costs one trial's training plus
+    # the per-trial overhead; what the small sweep spends beyond its one wave is per sweep.
+    per_wave = (walls[trials] - walls[few]) / ((trials - few) / concurrency)
+    per_trial_fixed = per_wave - per_trial_plain
+    per_sweep_fixed = walls[few] - (few / concurrency) * per_wave
     print(
         json.dumps(
             {
                 "benchmark": "sweep",
                 "trials": trials,
+                "epochs": args.epochs,
                 "concurrency": concurrency,
-                "sweep_wall_s": round(wall, 1),
+                "sweep_wall_s": round(walls[trials], 1),
                 "plain_total_s": round(plain, 1),
                 "ideal_s": round(ideal, 1),
-                "ratio": round(wall / ideal, 3),
-                "fixed_cost_per_trial_s": round(fixed, 1),
+                "ratio": round(walls[trials] / ideal, 3),
+                f"sweep_wall_{few}_trials_s": round(walls[few], 1),
+                "fixed_cost_per_sweep_s": round(per_sweep_fixed, 1),
+                "fixed_cost_per_trial_s": round(per_trial_fixed, 1),
             }
         )
     )

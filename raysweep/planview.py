@@ -33,6 +33,7 @@ def plan_report(
                 "count": len(trials),
                 "epochs": epochs,
                 "resources_per_trial": {"workers": req.workers, **req.per_worker},
+                "executor": req.executor,
                 "parallel": parallel,
                 "placement_problems": problems,
                 "trials": [t.to_json() for t in trials],
@@ -51,7 +52,7 @@ def plan_report(
         f"base: model {spec.model.name}, dataset {spec.dataset.name}, "
         f"{spec.train.epochs} epochs, {spec.train.optimizer.name} lr "
         f"{format_value(spec.train.optimizer.lr)}, batch {spec.train.batch_size}",
-        f"each trial: {req.describe()}; up to {parallel} at a time on {where}",
+        f"each trial: {req.describe()} ({req.executor}); up to {parallel} at a time on {where}",
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
     ]

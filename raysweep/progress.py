@@ -53,7 +53,7 @@ class Console:
         self.metric, self.goal, self.total = spec.sweep.metric, spec.sweep.goal, len(trials)
         self.say(
             f"raysweep: sweep '{spec.name}': {len(trials)} trial{'s' if len(trials) != 1 else ''}, "
-            f"{req.describe()} each ({'inline' if req.inline else 'TorchTrainer'}), "
+            f"{req.describe()} each ({req.executor}), "
             f"up to {parallel} at a time; scheduler {spec.sweep.scheduler.name}"
         )
         self.say(f"raysweep: tracking {tracking_uri} (experiment id {experiment_id})")

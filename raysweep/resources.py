@@ -46,6 +46,11 @@ class TrialResources:
             out["GPU"] = self.gpus_per_worker
         return out
 
+    @property
+    def executor(self) -> str:
+        """How the trial trains, as the sweep file names it: `inline` or `torch_trainer`."""
+        return "inline" if self.inline else "torch_trainer"
+
     def describe(self) -> str:
         """`2 workers x (1 CPU, 0.5 GPU)`."""
         gpu = f", {self.gpus_per_worker:g} GPU" if self.gpus_per_worker else ""

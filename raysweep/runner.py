@@ -123,7 +123,7 @@ def _start_parent(
             "metric": spec.sweep.metric,
             "goal": spec.sweep.goal,
             "resources": req.describe(),
-            "executor": "inline" if req.inline else "torch_trainer",
+            "executor": req.executor,
             "storage": storage,
         },
     )

@@ -107,7 +107,7 @@ def test_plan_text(sweep_dir: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0] == "sweep 'cli-test': 4 trials, 8 epochs in all"
     assert lines[1] == "base: model lenet, dataset synthetic, 2 epochs, adam lr 1e-3, batch 64"
-    assert lines[2].startswith("each trial: 1 worker x (1 CPU); up to ")
+    assert lines[2].startswith("each trial: 1 worker x (1 CPU) (inline); up to ")
     assert lines[4].split() == ["trial", "model.name", "train.optimizer.lr", "studies"]
     assert [line.split() for line in lines[5:9]] == [
         ["t000", "lenet", "1e-3", "main"],
@@ -126,6 +126,7 @@ def test_plan_json(sweep_dir: Path) -> None:
     assert data["epochs"] == 12
     assert data["resources_per_trial"]["workers"] == 1
     assert data["resources_per_trial"]["CPU"] == 1.0
+    assert data["executor"] == "inline"
     assert data["parallel"] >= 1
     assert data["placement_problems"] == []
     trials = data["trials"]

@@ -193,7 +193,7 @@ def test_two_ddp_workers_train_and_agree_with_one(write_sweep, tmp_path: Path) -
     first = signal_when(
         start_cli(run, tmp_path, log1), log1, f"t000 epoch 1/{epochs}", signal.SIGKILL, 600
     )
-    assert "1 trial, 2 workers x (1 CPU) each (TorchTrainer)" in first, first
+    assert "1 trial, 2 workers x (1 CPU) each (torch_trainer)" in first, first
     log2 = tmp_path / "2.log"
     proc = start_cli([*run, "--resume"], tmp_path, log2)
     assert proc.wait(timeout=900) == 0, log2.read_text()
