@@ -274,8 +274,9 @@ def build_tuner(
             num_samples=1,
             scheduler=scheduler,
             max_concurrent_trials=parallel,
-            # Not reuse_actors: with it, after ASHA stopped a trial, a pending trial was never
-            # started and the sweep ended without it (Ray 2.60; seen in tests/test_e2e.py).
+            # Inline trials reuse their actor (one process start per concurrent slot). Not
+            # worker-group trials: with it, after ASHA stopped such a trial, a pending one was
+            # never started (Ray 2.60; seen in tests/test_e2e.py when every trial was one).
             reuse_actors=req.inline,
             trial_name_creator=lambda t: t.config["trial"]["trial_id"],
             trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],

@@ -166,6 +166,10 @@ def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
     checkpoint = newest_checkpoint(run["storage"], experiment, trial["trial_id"])
     resume = _resume_state(checkpoint or tune.get_checkpoint())
     last = train_trial(config, env, _reporter(tune.report, tune.Checkpoint), resume=resume)
+    if on_gpu:
+        # Tune reuses this process for the next trial; GPU memory this one cached would
+        # otherwise stay reserved from other trials sharing the GPU (fractional GPUs).
+        torch.cuda.empty_cache()
     final = newest_checkpoint(run["storage"], experiment, trial["trial_id"])
     _mark_done(fs, trial_dir, last, final.path if final else None)
 
