@@ -14,17 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from raysweep.storage import STATE_FILE, filesystem
+
 
 def load_state(checkpoint_path: str) -> dict[str, Any]:
-    """The checkpoint dict of a trial (`<checkpoint>/state.pt`)."""
-    if "://" in checkpoint_path:
-        import pyarrow.fs
-
-        fs, path = pyarrow.fs.FileSystem.from_uri(checkpoint_path)
-        with fs.open_input_stream(f"{path}/state.pt") as stream:
-            data = stream.read()
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-    return torch.load(Path(checkpoint_path) / "state.pt", map_location="cpu", weights_only=False)
+    """The checkpoint dict of a trial (`<checkpoint>/state.pt`), on local disk or a URI."""
+    fs, path = filesystem(checkpoint_path)
+    with fs.open_input_stream(f"{path}/{STATE_FILE}") as stream:
+        data = stream.read()
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
 
 def rebuild_model(state: dict[str, Any]) -> nn.Module:

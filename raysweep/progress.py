@@ -80,7 +80,7 @@ class Console:
 
     def trial_started(self, out: TrialOutcome) -> None:
         """A trial began (or began again after a failure: said by `trial_retrying`)."""
-        if out.status == "running" and out.failures:
+        if out.failures:
             return
         self._event(f"{out.trial.trial_id} started   {out.trial.name}")
 

@@ -14,7 +14,7 @@ from typing import Any
 from ray import tune
 
 from raysweep.progress import Console
-from raysweep.sweep import TrialOutcome
+from raysweep.sweep import TrialOutcome, inline_retries
 from raysweep.tracking import TAG_STATUS, TAG_TRIAL, MlflowWriter
 
 _CURRENT: list[SweepRecorder] = []
@@ -137,7 +137,7 @@ class SweepRecorder(tune.Callback):
         if out is None:
             return
         out.failures += 1
-        limit = max(t.trial.config.train.max_failures for t in self.outcomes.values())
+        limit = inline_retries([o.trial for o in self.outcomes.values()])
         self.console.trial_retrying(out, _error_text(trial), out.failures, limit)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

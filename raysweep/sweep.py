@@ -216,6 +216,12 @@ def check_storage_reach(storage: str) -> None:
         )
 
 
+def inline_retries(trials: list[Trial]) -> int:
+    """How often Tune restarts a failed inline trial: the sweep's largest `train.max_failures`
+    (Tune has one FailureConfig for the whole sweep)."""
+    return max(t.config.train.max_failures for t in trials)
+
+
 def plan_resources(
     spec: SweepSpec, cluster: dict[str, float], max_concurrent: int | None
 ) -> tuple[TrialResources, int]:
@@ -289,7 +295,7 @@ def build_tuner(
             # Inline trials are retried by Tune (from their last checkpoint); a worker group
             # is retried by Ray Train, with the trial's own train.max_failures.
             failure_config=tune.FailureConfig(
-                max_failures=max(t.config.train.max_failures for t in trials) if req.inline else 0
+                max_failures=inline_retries(trials) if req.inline else 0
             ),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),

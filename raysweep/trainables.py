@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-STATE_FILE = "state.pt"
+from raysweep.storage import STATE_FILE, filesystem
+
 EPOCH_FILE = "epoch"  # beside state.pt: which epoch a checkpoint holds, without loading it
 
 
@@ -73,12 +74,7 @@ DONE_FILE = "raysweep-done.json"  # in a trial's Tune directory: its training en
 
 def _trial_dir(storage: str, experiment: str, trial_id: str) -> tuple[Any, str]:
     """The pyarrow filesystem and path of a trial's Tune directory (local path or URI)."""
-    import pyarrow.fs
-
-    if "://" in storage:
-        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-    else:
-        fs, root = pyarrow.fs.LocalFileSystem(), storage
+    fs, root = filesystem(storage)
     return fs, f"{root.rstrip('/')}/{experiment}/{trial_id}"
 
 
@@ -109,7 +105,7 @@ def _mark_done(fs: Any, trial_dir: str, metrics: dict[str, Any], checkpoint: str
         fh.write(json.dumps(record, default=str).encode())
 
 
-def newest_checkpoint(storage: str, experiment: str, trial_id: str) -> Any:
+def newest_checkpoint(fs: Any, trial_dir: str) -> Any:
     """The checkpoint of the latest epoch in a trial's Tune directory, or None.
 
     Tune's own record of a trial's latest checkpoint is its experiment state, saved every
@@ -119,7 +115,6 @@ def newest_checkpoint(storage: str, experiment: str, trial_id: str) -> Any:
     import pyarrow.fs
     from ray import tune
 
-    fs, trial_dir = _trial_dir(storage, experiment, trial_id)
     found: list[tuple[int, str]] = []
     for entry in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True)):
         if entry.type != pyarrow.fs.FileType.Directory:
@@ -151,6 +146,10 @@ def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
     from raysweep.config import TrialConfig
     from raysweep.train import WorkerEnv, train_trial
 
+    experiment = tune.get_context().get_experiment_name()
+    fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
+    if _replay_if_done(fs, trial_dir):
+        return
     torch.set_num_threads(run["threads"])
     config = TrialConfig.model_validate(trial["config"])
     # Ray gives the actor its GPU (or share of one) as CUDA_VISIBLE_DEVICES: it is cuda:0 here.
@@ -159,18 +158,13 @@ def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
         device=torch.device("cuda", 0) if on_gpu else torch.device("cpu"),
         node_id=ray.get_runtime_context().get_node_id(),
     )
-    experiment = tune.get_context().get_experiment_name()
-    fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
-    if _replay_if_done(fs, trial_dir):
-        return
-    checkpoint = newest_checkpoint(run["storage"], experiment, trial["trial_id"])
-    resume = _resume_state(checkpoint or tune.get_checkpoint())
+    resume = _resume_state(newest_checkpoint(fs, trial_dir) or tune.get_checkpoint())
     last = train_trial(config, env, _reporter(tune.report, tune.Checkpoint), resume=resume)
     if on_gpu:
         # Tune reuses this process for the next trial; GPU memory this one cached would
         # otherwise stay reserved from other trials sharing the GPU (fractional GPUs).
         torch.cuda.empty_cache()
-    final = newest_checkpoint(run["storage"], experiment, trial["trial_id"])
+    final = newest_checkpoint(fs, trial_dir)
     _mark_done(fs, trial_dir, last, final.path if final else None)
 
 

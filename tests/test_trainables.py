@@ -64,7 +64,7 @@ def _checkpoint(trial_dir: Path, name: str, epoch: int | None, state: bool = Tru
 
 def test_newest_checkpoint_is_the_latest_epoch_not_the_latest_name(tmp_path: Path) -> None:
     trial_dir = tmp_path / "sweep-20261201-120000" / "t003"
-    assert newest_checkpoint(str(tmp_path), "sweep-20261201-120000", "t003") is None
+    assert newest_checkpoint(*_trial_dir(str(tmp_path), "sweep-20261201-120000", "t003")) is None
     # After a driver crash Tune can reuse a name it did not know: epoch 4 sits in _000001.
     _checkpoint(trial_dir, "checkpoint_000000", 1)
     _checkpoint(trial_dir, "checkpoint_000001", 4)
@@ -72,10 +72,10 @@ def test_newest_checkpoint_is_the_latest_epoch_not_the_latest_name(tmp_path: Pat
     _checkpoint(trial_dir, "checkpoint_000003", None)  # no epoch file: not complete
     _checkpoint(trial_dir, "checkpoint_000004", 9, state=False)  # no state: not complete
     (trial_dir / "result.json").write_text("{}")
-    found = newest_checkpoint(str(tmp_path), "sweep-20261201-120000", "t003")
+    found = newest_checkpoint(*_trial_dir(str(tmp_path), "sweep-20261201-120000", "t003"))
     assert found is not None and Path(found.path).name == "checkpoint_000001"
     assert _resume_state(found) == {"epoch": 4}
-    assert newest_checkpoint(str(tmp_path), "sweep-20261201-120000", "t004") is None
+    assert newest_checkpoint(*_trial_dir(str(tmp_path), "sweep-20261201-120000", "t004")) is None
 
 
 def test_done_marker_keeps_the_last_result_per_trial(tmp_path: Path) -> None:
