@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from raysweep.plan import format_value
+from raysweep.ranking import best, finite, ranked
 
 SEED_AXIS = "train.seed"
 LR_AXIS = "train.optimizer.lr"
@@ -35,8 +36,6 @@ METRIC_COLUMNS = (
 )
 # Aggregated over seeds when the sweep has repeats.
 GROUPED_METRICS = ("best_test_acc", "test_acc", "gap", "test_loss", "best_epoch")
-# Never ranked best: their numbers do not describe a usable model.
-UNRANKED_STATUSES = frozenset({"failed", "diverged"})
 PLOT_FILES = {
     "best_by_axis": "best_by_axis.png",
     "curves": "test_acc_curves.png",
@@ -108,25 +107,9 @@ class Report:
 # ---------------------------------------------------------------------------------- tables
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def default_goal(metric: str) -> str:
     """'max' for accuracies, 'min' for losses and the train/test gap."""
     return "min" if ("loss" in metric or metric == "gap") else "max"
-
-
-def rank_value(row: dict[str, Any] | pd.Series, metric: str) -> float | None:
-    """The value a trial is ranked by: `best_<metric>` where tracked, else the final `metric`."""
-    best = _finite(row.get(f"best_{metric}"))
-    return best if best is not None else _finite(row.get(metric))
 
 
 def _cell_value(value: Any) -> Any:
@@ -180,9 +163,9 @@ def summary_table(sweep: SweepData) -> pd.DataFrame:
             row[axis] = raw.get(axis)
         for key in METRIC_COLUMNS:
             value = raw.get(key)
-            if _finite(value) is None:
+            if finite(value) is None:
                 value = filled.get(key, value)
-            row[key] = _finite(value) if key != "epochs" else value
+            row[key] = finite(value) if key != "epochs" else value
         row["run_id"] = raw.get("run_id") or ""
         row["studies"] = raw.get("studies") or ""
         rows.append(row)
@@ -192,7 +175,7 @@ def summary_table(sweep: SweepData) -> pd.DataFrame:
         table[axis] = pd.Series(_axis_column(table[axis]), index=table.index, dtype=object)
     for key in ("best_epoch", "epochs"):
         table[key] = pd.array(
-            [None if _finite(v) is None else int(v) for v in table[key]], dtype="Int64"
+            [None if finite(v) is None else int(v) for v in table[key]], dtype="Int64"
         )
     return table
 
@@ -202,23 +185,25 @@ def _columns(axes: list[str]) -> list[str]:
 
 
 def sort_rows(rows: list[dict[str, Any]], metric: str, goal: str) -> list[dict[str, Any]]:
-    """Rows best first by `rank_value`; unranked statuses and trials without a value last."""
-    sign = -1.0 if goal == "max" else 1.0
-
-    def key(row: dict[str, Any]) -> tuple[bool, float, str]:
-        value = rank_value(row, metric)
-        unranked = value is None or row.get("status") in UNRANKED_STATUSES
-        return unranked, sign * (value if value is not None else 0.0), str(row["trial_id"])
-
-    return sorted(rows, key=key)
+    """Rows best first (raysweep.ranking's rule)."""
+    return ranked(rows, metric, goal, _same, _row_status, _row_id)
 
 
 def best_row(table: pd.DataFrame, metric: str, goal: str) -> dict[str, Any] | None:
-    """The best trial of a summary table (None when no trial has a value of `metric`)."""
-    rows = sort_rows(table.to_dict("records"), metric, goal)
-    if not rows or rows[0].get("status") in UNRANKED_STATUSES:
-        return None
-    return rows[0] if rank_value(rows[0], metric) is not None else None
+    """The best trial of a summary table (None when no trial may be best)."""
+    return best(table.to_dict("records"), metric, goal, _same, _row_status, _row_id)
+
+
+def _same(row: dict[str, Any]) -> dict[str, Any]:
+    return row
+
+
+def _row_status(row: dict[str, Any]) -> str:
+    return str(row.get("status", ""))
+
+
+def _row_id(row: dict[str, Any]) -> str:
+    return str(row["trial_id"])
 
 
 def config_axes(axes: list[str]) -> list[str]:
@@ -256,10 +241,10 @@ def grouped_summary(
         row: dict[str, Any] = {a: members[0][a] for a in group_axes}
         row["trials"] = len(members)
         seeds = sorted({s for r in members if (s := r.get(SEED_AXIS)) is not None}, key=str)
-        seeds.sort(key=lambda s: (_finite(s) is None, _finite(s) or 0.0))
+        seeds.sort(key=lambda s: (finite(s) is None, finite(s) or 0.0))
         row["seeds"] = ",".join(format_value(s) for s in seeds)
         values = {
-            m: [v for r in members if (v := _finite(r.get(m))) is not None] for m in GROUPED_METRICS
+            m: [v for r in members if (v := finite(r.get(m))) is not None] for m in GROUPED_METRICS
         }
         row["n"] = len(values["best_test_acc"]) or len(values["test_acc"])
         for m, vals in values.items():
@@ -270,7 +255,7 @@ def grouped_summary(
 
     def key(row: dict[str, Any]) -> tuple[bool, float]:
         value = row.get(f"best_{metric}_mean", row.get(f"{metric}_mean"))
-        value = _finite(value)
+        value = finite(value)
         return value is None, sign * (value or 0.0)
 
     out.sort(key=key)
@@ -392,7 +377,7 @@ def _sort_keys(keys: Iterable[str], raw: dict[str, Any]) -> list[str]:
     keys = list(dict.fromkeys(keys))
     if all(isinstance(raw[k], bool) for k in keys):
         return sorted(keys, key=lambda k: raw[k])
-    numbers = {k: _finite(raw[k]) for k in keys}
+    numbers = {k: finite(raw[k]) for k in keys}
     if all(v is not None for v in numbers.values()):
         return sorted(keys, key=lambda k: numbers[k])
     return keys
@@ -422,7 +407,7 @@ def _group_by(rows: list[dict[str, Any]], axes: list[str]) -> dict[tuple[str, ..
     def order(item: tuple[tuple[str, ...], list[dict[str, Any]]]) -> list[tuple[int, float, str]]:
         raw = [item[1][0].get(a) for a in axes]
         return [
-            (0, n, "") if (n := _finite(v)) is not None else (1, 0.0, k)
+            (0, n, "") if (n := finite(v)) is not None else (1, 0.0, k)
             for v, k in zip(raw, item[0], strict=True)
         ]
 
@@ -461,14 +446,14 @@ def plot_best_by_axis(
         rows = _panel_rows(sweep, table, axis) if axis != "trial_id" else table.to_dict("records")
         raw = {_key(r.get(axis)): r.get(axis) for r in rows}
         order = _sort_keys((_key(r.get(axis)) for r in rows), raw)
-        numeric = all(_finite(raw[k]) is not None for k in order)
+        numeric = all(finite(raw[k]) is not None for k in order)
         position = {k: i for i, k in enumerate(order)}
         groups = _group_by(rows, others)
         offset_step = 0.08 if len(groups) > 1 else 0.0
         for g, (values, members) in enumerate(groups.items()):
             by_x: dict[str, list[float]] = {}
             for r in members:
-                v = _finite(r.get(metric))
+                v = finite(r.get(metric))
                 if v is not None:
                     by_x.setdefault(_key(r.get(axis)), []).append(v)
             xs = [k for k in order if k in by_x]
@@ -538,7 +523,7 @@ def plot_curves(
 def plot_gap(sweep: SweepData, table: pd.DataFrame, path: Path) -> PlotInfo:
     """Train/test gap (train_acc - test_acc) of every trial at its last epoch, one bar each."""
     plt = _pyplot()
-    rows = [r for r in table.to_dict("records") if _finite(r.get("gap")) is not None]
+    rows = [r for r in table.to_dict("records") if finite(r.get("gap")) is not None]
     fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.32 * max(len(rows), 1)))
     labels = [f"{r['trial_id']} {r['name']}"[:48] for r in rows]
     gaps = [100 * float(r["gap"]) for r in rows]

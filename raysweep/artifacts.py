@@ -6,7 +6,6 @@ shared storage (s3://, gs://, NFS): pyarrow.fs reads both.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from raysweep.storage import STATE_FILE, filesystem
+from raysweep.storage import STATE_FILE, filesystem, load_state_file
 
 
 def load_state(checkpoint_path: str) -> dict[str, Any]:
     """The checkpoint dict of a trial (`<checkpoint>/state.pt`), on local disk or a URI."""
     fs, path = filesystem(checkpoint_path)
     with fs.open_input_stream(f"{path}/{STATE_FILE}") as stream:
-        data = stream.read()
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        return load_state_file(stream.read())
 
 
 def rebuild_model(state: dict[str, Any]) -> nn.Module:

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from raysweep.ranking import rank_value
+
 if TYPE_CHECKING:
     from raysweep.config import SweepSpec
     from raysweep.plan import Trial
@@ -68,15 +70,12 @@ class Console:
         return text
 
     def _best(self, outcomes: dict[str, TrialOutcome]) -> tuple[float, str] | None:
-        key = f"best_{self.metric}"
-        scored = []
-        for o in outcomes.values():
-            value = o.metrics.get(key, o.metrics.get(self.metric))
-            if isinstance(value, int | float) and value == value:
-                scored.append((float(value), o.trial.trial_id))
-        if not scored:
+        from raysweep.summary import best_outcome
+
+        top = best_outcome(list(outcomes.values()), self.metric, self.goal)
+        if top is None:
             return None
-        return max(scored) if self.goal == "max" else min(scored)
+        return rank_value(top.metrics, self.metric) or 0.0, top.trial.trial_id
 
     def trial_started(self, out: TrialOutcome) -> None:
         """A trial began (or began again after a failure: said by `trial_retrying`)."""

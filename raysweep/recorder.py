@@ -13,8 +13,9 @@ from typing import Any
 
 from ray import tune
 
+from raysweep import faults
 from raysweep.progress import Console
-from raysweep.sweep import TrialOutcome, inline_retries
+from raysweep.sweep import TrialOutcome
 from raysweep.tracking import TAG_STATUS, TAG_TRIAL, MlflowWriter
 
 _CURRENT: list[SweepRecorder] = []
@@ -54,9 +55,17 @@ class SweepRecorder(tune.Callback):
         out = self._outcome(trial)
         if out is None:
             return
+        # Tune's FailureConfig is one number for the sweep (its largest); each trial is held
+        # to its own `train.max_failures` (Trial.should_recover reads this attribute).
+        trial.max_failures = out.trial.config.train.max_failures
         if not (out.failures and out.started):  # a retried trial's duration counts from its start
             out.started = time.time()
         out.status = "running"
+        self._ensure_run(out)
+        self.console.trial_started(out)
+
+    def _ensure_run(self, out: TrialOutcome) -> None:
+        """Create the trial's MLflow run, or mark the one of an earlier attempt RUNNING again."""
         t = out.trial
         tags = {
             TAG_TRIAL: t.trial_id,
@@ -73,7 +82,6 @@ class SweepRecorder(tune.Callback):
             )
         else:  # resumed: the same MLflow run goes on
             self.writer.submit(self.writer.reopen, out.run_id, tags)
-        self.console.trial_started(out)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -120,32 +128,55 @@ class SweepRecorder(tune.Callback):
         out = self._outcome(trial)
         if out is None:
             return
-        m = out.metrics
-        if m.get("diverged"):
-            out.status = "diverged"
-        elif m.get("stopped_early"):
-            out.status = "early_stopped"
-        elif m and not m.get("is_last_epoch"):
-            out.status = "stopped"
-        else:
-            out.status = "finished"
+        out.status = _ended_status(out.metrics)
+        self._close(out, "FINISHED")
+
+    def record_ended(
+        self,
+        out: TrialOutcome,
+        metrics: dict[str, Any],
+        error: str | None = None,
+        checkpoint_path: str | None = None,
+    ) -> None:
+        """Record a trial that ended where no Tune event reached this recorder.
+
+        A trial that failed before Tune ran it (its model cannot be built), or one whose end
+        Tune saved before the driver died, so a resumed Tune never runs it again: its MLflow
+        run is created if it has none, filled from its last result and checkpoint, and closed.
+        """
+        if out.recorded:
+            return
+        out.started = out.started or time.time()
+        self._ensure_run(out)
+        if metrics and metrics.get("epoch", 0) >= out.metrics.get("epoch", 0):
+            out.metrics = dict(metrics)
+        out.checkpoint_path = checkpoint_path or out.checkpoint_path
+        if error is not None:
+            out.status, out.error = "failed", error
+            self.writer.submit(self.writer.log_text, out.run_id, error, "error.txt")
+            self._close(out, "FAILED")
+            return
+        if out.run_id and metrics:
+            tags = {f"raysweep.{k}": metrics.get(k, "") for k in ("node_id", "host", "device")}
+            self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
+        out.status = _ended_status(out.metrics)
         self._close(out, "FINISHED")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """An inline trial failed and Tune restarts it (a worker group retries inside Train)."""
+        """A trial's process failed or died and Tune restarts it from its newest checkpoint."""
         out = self._outcome(trial)
         if out is None:
             return
         out.failures += 1
-        limit = inline_retries([o.trial for o in self.outcomes.values()])
-        self.console.trial_retrying(out, _error_text(trial), out.failures, limit)
+        limit = out.trial.config.train.max_failures
+        self.console.trial_retrying(out, error_text(trial), out.failures, limit)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)
         if out is None:
             return
         out.status = "failed"
-        out.error = _error_text(trial)
+        out.error = error_text(trial)
         if out.run_id:
             self.writer.submit(self.writer.log_text, out.run_id, out.error, "error.txt")
         self._close(out, "FAILED")
@@ -154,6 +185,7 @@ class SweepRecorder(tune.Callback):
         out.ended = time.time()
         m = out.metrics
         if out.run_id:
+            self.writer.submit(faults.hold, "trial_ended", out.trial.trial_id)
             keys = ("best_test_acc", "best_epoch", "stopped_early", "diverged")
             final = {k: m[k] for k in keys if k in m}
             tags = {"raysweep.epochs_run": m.get("epoch", 0)}
@@ -171,7 +203,19 @@ class SweepRecorder(tune.Callback):
         self.console.trial_done(out, self.outcomes)
 
 
-def _error_text(trial: Any) -> str:
+def _ended_status(m: dict[str, Any]) -> str:
+    """How a trial that ended without an error ended, from its last result."""
+    if m.get("diverged"):
+        return "diverged"
+    if m.get("stopped_early"):
+        return "early_stopped"
+    if m and not m.get("is_last_epoch"):
+        return "stopped"
+    return "finished"
+
+
+def error_text(trial: Any) -> str:
+    """The error a failed Tune trial left (its error file), or Ray's message."""
     path = getattr(trial, "error_file", None)
     if path and Path(path).is_file():
         return Path(path).read_text()

@@ -70,6 +70,9 @@ def restore_outcomes(
         status = child.data.tags.get(TAG_STATUS, "")
         if status in _ENDED:
             out.status, out.recorded = status, True
+            if child.info.status == "RUNNING":  # the driver died between the tag and the end
+                ended = "FAILED" if status == "failed" else "FINISHED"
+                writer.submit(writer.end, out.run_id, ended)
             out.metrics = {**child.data.metrics, "epoch": out.last_epoch, "is_last_epoch": 1}
             out.started = child.info.start_time / 1000
             out.ended = (child.info.end_time or child.info.start_time) / 1000

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from raysweep import faults
 from raysweep.config import SweepSpec
 from raysweep.plan import Trial
 from raysweep.progress import Console
@@ -28,16 +30,45 @@ from raysweep.sweep import (
 from raysweep.tracking import TAG_STATUS, MlflowWriter, resolve_tracking_uri
 
 
-def check_datasets(trials: list[Trial]) -> None:
-    """Load (and cache) every distinct dataset once, so a missing one fails before anything runs."""
+def check_datasets(trials: list[Trial]) -> dict[str, Any]:
+    """Load (and cache) every distinct dataset once, so a missing one fails before anything runs.
+
+    Returns each dataset by its spec's JSON."""
     from raysweep.data import load_dataset
 
-    seen: set[str] = set()
+    found: dict[str, Any] = {}
     for trial in trials:
         key = trial.config.dataset.model_dump_json()
+        if key not in found:
+            found[key] = load_dataset(trial.config.dataset)
+    return found
+
+
+def model_errors(trials: list[Trial], datasets: dict[str, Any]) -> dict[str, str]:
+    """Trial id -> why its model cannot be built, for trials whose model raises when built.
+
+    Such a trial fails at once, recorded in MLflow, instead of being started and retried: no
+    retry can fix a value the factory refuses. Built on the meta device (no memory, no time).
+    """
+    import torch
+
+    from raysweep.train import build_model
+
+    errors: dict[str, str] = {}
+    seen: dict[str, str | None] = {}
+    for trial in trials:
+        dataset = trial.config.dataset.model_dump_json()
+        key = dataset + trial.config.model.model_dump_json()
         if key not in seen:
-            seen.add(key)
-            load_dataset(trial.config.dataset)
+            try:
+                with torch.device("meta"):
+                    build_model(trial.config, datasets[dataset])
+                seen[key] = None
+            except Exception as exc:  # noqa: BLE001 - whatever the factory raises fails the trial
+                seen[key] = f"the model cannot be built: {type(exc).__name__}: {exc}"
+        if seen[key] is not None:
+            errors[trial.trial_id] = seen[key]
+    return errors
 
 
 def run_sweep(
@@ -48,7 +79,7 @@ def run_sweep(
     console: Console,
 ) -> dict[str, TrialOutcome]:
     """Run every trial; returns their outcomes (also recorded in MLflow)."""
-    check_datasets(trials)
+    unbuildable = model_errors(trials, check_datasets(trials))
     storage = storage_uri(options.storage)
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
     # MLflow's import and database set-up (seconds) overlap Ray's start; no run is created yet.
@@ -74,34 +105,76 @@ def run_sweep(
     from raysweep.recorder import SweepRecorder
 
     recorder = SweepRecorder(writer, parent_id, outcomes, console)
+    for trial_id, error in unbuildable.items():
+        recorder.record_ended(outcomes[trial_id], {}, error=error)
+    runnable = [t for t in trials if t.trial_id not in unbuildable]
+    tuner = None
     if options.resume:
         tuner = restore_tuner(f"{storage}/{experiment_dir}", req, cluster)
-    else:
+    if tuner is None and runnable:  # a new sweep, or one that died before Tune saved anything
         tuner = build_tuner(
-            spec, trials, req, parallel, storage, experiment_dir, [recorder], cluster
+            spec, runnable, req, parallel, storage, experiment_dir, [recorder], cluster
         )
-    interrupted = False
+    faults.hold("before_trials")
     try:
-        tuner.fit()
+        if tuner is not None:
+            results = tuner.fit()
+            _record_unseen_ends(recorder, results, storage, experiment_dir)
     except KeyboardInterrupt:
-        interrupted = True
+        pass  # a second Ctrl-C: Tune stopped at once
     finally:
-        for out in outcomes.values():
-            if out.status in ("pending", "running"):
-                out.status = "killed"
-                if out.run_id:
-                    writer.submit(writer.log_final, out.run_id, {}, {TAG_STATUS: "killed"})
-                    writer.submit(writer.end, out.run_id, "KILLED")
+        interrupted = _mark_killed(writer, outcomes)
         writer.wait()  # every trial's data is in MLflow before the report reads it
         for out in outcomes.values():
             if isinstance(out.run_id, Future):
                 out.run_id = out.run_id.result()
         _log_report(tracking_uri, spec, parent_id, console)
+        faults.hold("report")
         _finish_parent(writer, parent_id, spec, outcomes, interrupted)
         errors = writer.flush()
         for err in errors:
             console.warn(f"MLflow: {err}")
     return outcomes
+
+
+def _record_unseen_ends(recorder: Any, results: Any, storage: str, experiment_dir: str) -> None:
+    """Record the trials Tune says ended that no Tune event told the recorder about.
+
+    After a driver crash, Tune's saved state can say a trial ended (so a resumed Tune does not
+    run it again) while its MLflow run was never finished: its last result or error, and its
+    done marker, finish the record. Trials Tune did not end (stopped by Ctrl-C) stay unfinished.
+    """
+    from ray.tune.experiment import Trial as TuneTrial
+
+    from raysweep.recorder import error_text
+    from raysweep.trainables import read_done
+
+    for trial in results._experiment_analysis.trials:  # ResultGrid keeps no trial status
+        out = recorder.outcomes[trial.config["trial"]["trial_id"]]
+        if out.recorded or out.status not in ("pending", "running"):
+            continue
+        if trial.status == TuneTrial.ERROR:
+            recorder.record_ended(out, {}, error=error_text(trial))
+        elif trial.status == TuneTrial.TERMINATED:
+            done = read_done(storage, experiment_dir, out.trial.trial_id) or {}
+            metrics = {**(trial.last_result or {}), **done}
+            checkpoint = done.get("checkpoint_path") or (
+                trial.checkpoint.path if trial.checkpoint else None
+            )
+            recorder.record_ended(out, metrics, checkpoint_path=checkpoint)
+
+
+def _mark_killed(writer: MlflowWriter, outcomes: dict[str, TrialOutcome]) -> bool:
+    """Mark the trials that did not end KILLED (Ctrl-C, or Tune stopped); True if any."""
+    killed = False
+    for out in outcomes.values():
+        if out.status in ("pending", "running"):
+            killed = True
+            out.status = "killed"
+            if out.run_id:
+                writer.submit(writer.log_final, out.run_id, {}, {TAG_STATUS: "killed"})
+                writer.submit(writer.end, out.run_id, "KILLED")
+    return killed
 
 
 def _start_parent(

@@ -4,35 +4,37 @@ first, for the terminal (MLflow's copy, with plots, is built by raysweep.mlflow_
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from raysweep.plan import format_value, swept_params
+from raysweep.ranking import best, ranked
 from raysweep.sweep import TrialOutcome
 
 _FINAL = ("test_acc", "train_acc", "test_loss", "gap")
 
 
-def _rank_value(out: TrialOutcome, metric: str) -> float | None:
-    m = out.metrics
-    value = m.get(f"best_{metric}", m.get(metric))
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+def _metrics(out: TrialOutcome) -> dict[str, Any]:
+    return out.metrics
+
+
+def _status(out: TrialOutcome) -> str:
+    return out.status
+
+
+def _trial_id(out: TrialOutcome) -> str:
+    return out.trial.trial_id
 
 
 def best_outcome(outcomes: list[TrialOutcome], metric: str, goal: str) -> TrialOutcome | None:
-    """The trial with the best value of `metric` (its best epoch where tracked)."""
-    scored = [(v, o) for o in outcomes if (v := _rank_value(o, metric)) is not None]
-    if not scored:
-        return None
-    pick = max if goal == "max" else min
-    return pick(scored, key=lambda pair: pair[0])[1]
+    """The best trial by raysweep.ranking's rule (never a failed, diverged or killed one)."""
+    return best(outcomes, metric, goal, _metrics, _status, _trial_id)
 
 
 def summary_rows(outcomes: list[TrialOutcome], metric: str, goal: str = "max") -> list[dict]:
     """One flat row per trial (swept params, final and best metrics, status), best first."""
     columns = swept_params([o.trial for o in outcomes])
     rows = []
-    for out in outcomes:
+    for out in ranked(outcomes, metric, goal, _metrics, _status, _trial_id):
         m = out.metrics
         row: dict[str, Any] = {
             "trial_id": out.trial.trial_id,
@@ -50,12 +52,7 @@ def summary_rows(outcomes: list[TrialOutcome], metric: str, goal: str = "max") -
         row["duration_s"] = round(out.ended - out.started, 1) if out.started and out.ended else None
         row["run_id"] = out.run_id or ""
         row["studies"] = ",".join(out.trial.studies)
-        row["_rank"] = _rank_value(out, metric)
         rows.append(row)
-    sign = -1 if goal == "max" else 1
-    rows.sort(key=lambda r: (r["_rank"] is None, sign * (r["_rank"] or 0.0), r["trial_id"]))
-    for row in rows:
-        row.pop("_rank")
     return rows
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raysweep import faults
 from raysweep.config import SweepSpec
 from raysweep.errors import UserError
 from raysweep.plan import Trial
@@ -52,7 +53,8 @@ LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 def ray_env(local: bool) -> dict[str, str]:
     """The environment raysweep gives Ray's processes: its defaults unless the user set them."""
     defaults = {**RAY_ENV, **(LOCAL_RAY_ENV if local else {})}
-    return {key: os.environ.get(key, value) for key, value in defaults.items()}
+    env = {key: os.environ.get(key, value) for key, value in defaults.items()}
+    return {**env, **faults.hold_env()}  # fault points hold in trials on any node too
 
 
 DEFAULT_STORAGE = "~/ray_results"
@@ -217,8 +219,8 @@ def check_storage_reach(storage: str) -> None:
 
 
 def inline_retries(trials: list[Trial]) -> int:
-    """How often Tune restarts a failed inline trial: the sweep's largest `train.max_failures`
-    (Tune has one FailureConfig for the whole sweep)."""
+    """How often Tune may restart a failed trial: the sweep's largest `train.max_failures`
+    (Tune has one FailureConfig for the whole sweep; the recorder holds each trial to its own)."""
     return max(t.config.train.max_failures for t in trials)
 
 
@@ -292,22 +294,31 @@ def build_tuner(
             storage_path=storage,
             callbacks=callbacks,
             verbose=0,
-            # Inline trials are retried by Tune (from their last checkpoint); a worker group
-            # is retried by Ray Train, with the trial's own train.max_failures.
-            failure_config=tune.FailureConfig(
-                max_failures=inline_retries(trials) if req.inline else 0
-            ),
+            # Tune restarts a trial whose process died or raised (from its newest checkpoint):
+            # an inline trial, or the actor driving a worker group (whose workers Ray Train
+            # retries itself). Each trial gets its own train.max_failures (SweepRecorder).
+            failure_config=tune.FailureConfig(max_failures=inline_retries(trials)),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
 
 
 def restore_tuner(path: str, req: TrialResources, cluster: dict[str, float]) -> Any:
-    """The Tuner of an interrupted sweep: finished trials stay, unfinished ones continue."""
+    """The Tuner of an interrupted sweep: finished trials stay, unfinished ones continue.
+
+    None if Tune has no experiment state there yet: the driver died before any trial started
+    (the Tuner's own pickle, written when it is built, is not enough to restore from)."""
+    import pyarrow.fs
     from ray import tune
 
+    from raysweep.storage import filesystem
+
     if not tune.Tuner.can_restore(path):
-        raise UserError(f"--resume: no Ray Tune experiment to resume at {path}")
+        return None
+    fs, root = filesystem(path)
+    entries = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    if not any(e.base_name.startswith("experiment_state") for e in entries):
+        return None
     return tune.Tuner.restore(
         path,
         trainable=tune.with_resources(trial_driver, trial_request(req, cluster)),

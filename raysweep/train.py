@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from raysweep import faults
 from raysweep.augment import BatchTransform
 from raysweep.config import TrialConfig
 from raysweep.data import ImageData, load_dataset, shard
@@ -40,6 +41,7 @@ class WorkerEnv:
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     node_id: str = ""
+    trial_id: str = ""  # names the trial at fault points (raysweep.faults)
 
 
 @dataclass
@@ -212,6 +214,8 @@ def train_trial(
         order = torch.randperm(per_rank, generator=gen, device=device)
         # Full batches only (drop_last): BatchNorm1d heads cannot train on a batch of one.
         for step in range(steps):
+            if step == steps // 2 and env.rank == 0:
+                faults.hold("mid_epoch", env.trial_id, epoch + 1)
             idx = order[step * local_bs : (step + 1) * local_bs]
             xb = transform(x_train[idx], train=True, generator=gen)
             yb = y_train[idx]

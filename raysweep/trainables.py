@@ -16,22 +16,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from raysweep.storage import STATE_FILE, filesystem
+from raysweep import faults
+from raysweep.storage import STATE_FILE, filesystem, load_state_file, write_atomic
 
 EPOCH_FILE = "epoch"  # beside state.pt: which epoch a checkpoint holds, without loading it
 
 
-def _resume_state(checkpoint: Any) -> dict[str, Any] | None:
-    """The checkpoint dict to go on from (None on a trial's first start)."""
-    import torch
+def _resume_state(*checkpoints: Any) -> dict[str, Any] | None:
+    """The checkpoint dict to go on from: the first of `checkpoints` (newest first) that loads.
 
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as directory:
-        return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+    None on a trial's first start. A checkpoint whose `state.pt` cannot be read (cut short by
+    a crash while it was copied to storage) is passed over for the one before it.
+    """
+    errors = []
+    for checkpoint in checkpoints:
+        if checkpoint is None:
+            continue
+        try:
+            with checkpoint.as_directory() as directory:
+                return load_state_file(Path(directory) / STATE_FILE)
+        except Exception as exc:  # noqa: BLE001 - a broken file of any kind: try the previous
+            errors.append(f"{checkpoint.path}: {type(exc).__name__}: {exc}")
+    if errors:
+        raise RuntimeError("no readable checkpoint to resume from: " + "; ".join(errors))
+    return None
 
 
-def _reporter(report: Callable[..., None], checkpoint_cls: Any) -> Any:
+def _reporter(report: Callable[..., None], checkpoint_cls: Any, trial_id: str = "") -> Any:
     """`train_trial`'s report function over Ray's `report(metrics, checkpoint=...)`."""
     import torch
 
@@ -40,9 +51,11 @@ def _reporter(report: Callable[..., None], checkpoint_cls: Any) -> Any:
             report(metrics, checkpoint=None)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save(state, Path(tmp) / STATE_FILE)
+            write_atomic(Path(tmp) / STATE_FILE, lambda f: torch.save(state, f))
+            # Written last: a checkpoint directory with this file has a complete state.pt.
             (Path(tmp) / EPOCH_FILE).write_text(str(state["epoch"]))
             report(metrics, checkpoint=checkpoint_cls.from_directory(tmp))
+        faults.hold("after_checkpoint", trial_id, state["epoch"])
 
     return send
 
@@ -59,14 +72,17 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(loop_config["threads"])
     config = TrialConfig.model_validate(loop_config["config"])
     ctx = ray.train.get_context()
+    trial_id = loop_config["trial_id"]
     env = WorkerEnv(
         rank=ctx.get_world_rank(),
         world_size=ctx.get_world_size(),
         device=ray.train.torch.get_device(),
         node_id=ray.get_runtime_context().get_node_id(),
+        trial_id=trial_id,
     )
     resume = _resume_state(ray.train.get_checkpoint())
-    train_trial(config, env, _reporter(ray.train.report, ray.train.Checkpoint), resume=resume)
+    report = _reporter(ray.train.report, ray.train.Checkpoint, trial_id)
+    train_trial(config, env, report, resume=resume)
 
 
 DONE_FILE = "raysweep-done.json"  # in a trial's Tune directory: its training ended, its last result
@@ -98,15 +114,37 @@ def _replay_if_done(fs: Any, trial_dir: str) -> bool:
 
 
 def _mark_done(fs: Any, trial_dir: str, metrics: dict[str, Any], checkpoint: str | None) -> None:
-    """Keep a trial's last result and checkpoint path: its training has ended."""
+    """Keep a trial's last result and checkpoint path: its training has ended.
+
+    Written under a temporary name, then renamed: a reader finds the whole record or none."""
     fs.create_dir(trial_dir, recursive=True)
     record = {**metrics, "checkpoint_path": checkpoint, "resumed_from": 0}
-    with fs.open_output_stream(f"{trial_dir}/{DONE_FILE}") as fh:
+    draft = f"{trial_dir}/.{DONE_FILE}.tmp"
+    with fs.open_output_stream(draft) as fh:
         fh.write(json.dumps(record, default=str).encode())
+    fs.move(draft, f"{trial_dir}/{DONE_FILE}")
+
+
+def read_done(storage: str, experiment: str, trial_id: str) -> dict[str, Any] | None:
+    """A trial's done marker (its last result and checkpoint path), or None if it has none."""
+    import pyarrow.fs
+
+    fs, trial_dir = _trial_dir(storage, experiment, trial_id)
+    done = f"{trial_dir}/{DONE_FILE}"
+    if fs.get_file_info(done).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(done) as fh:
+        return json.loads(fh.read().decode())
 
 
 def newest_checkpoint(fs: Any, trial_dir: str) -> Any:
-    """The checkpoint of the latest epoch in a trial's Tune directory, or None.
+    """The checkpoint of the latest epoch in a trial's Tune directory, or None."""
+    found = checkpoints_newest_first(fs, trial_dir)
+    return found[0] if found else None
+
+
+def checkpoints_newest_first(fs: Any, trial_dir: str) -> list[Any]:
+    """The complete checkpoints in a trial's Tune directory, latest epoch first.
 
     Tune's own record of a trial's latest checkpoint is its experiment state, saved every
     10 s or so: after a driver crash it can be an epoch behind the checkpoints on disk (and
@@ -128,9 +166,7 @@ def newest_checkpoint(fs: Any, trial_dir: str) -> Any:
             continue  # not one of ours, or not fully written
         if fs.get_file_info(f"{entry.path}/{STATE_FILE}").type == pyarrow.fs.FileType.File:
             found.append((epoch, entry.path))
-    if not found:
-        return None
-    return tune.Checkpoint(max(found)[1], filesystem=fs)
+    return [tune.Checkpoint(path, filesystem=fs) for _, path in sorted(found, reverse=True)]
 
 
 def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
@@ -147,7 +183,8 @@ def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
     from raysweep.train import WorkerEnv, train_trial
 
     experiment = tune.get_context().get_experiment_name()
-    fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
+    trial_id = trial["trial_id"]
+    fs, trial_dir = _trial_dir(run["storage"], experiment, trial_id)
     if _replay_if_done(fs, trial_dir):
         return
     torch.set_num_threads(run["threads"])
@@ -157,9 +194,11 @@ def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
     env = WorkerEnv(
         device=torch.device("cuda", 0) if on_gpu else torch.device("cpu"),
         node_id=ray.get_runtime_context().get_node_id(),
+        trial_id=trial_id,
     )
-    resume = _resume_state(newest_checkpoint(fs, trial_dir) or tune.get_checkpoint())
-    last = train_trial(config, env, _reporter(tune.report, tune.Checkpoint), resume=resume)
+    resume = _resume_state(*checkpoints_newest_first(fs, trial_dir), tune.get_checkpoint())
+    report = _reporter(tune.report, tune.Checkpoint, trial_id)
+    last = train_trial(config, env, report, resume=resume)
     if on_gpu:
         # Tune reuses this process for the next trial; GPU memory this one cached would
         # otherwise stay reserved from other trials sharing the GPU (fractional GPUs).
@@ -202,7 +241,11 @@ def train_with_workers(trial: dict[str, Any], run: dict[str, Any]) -> None:
     resources = run["resources"]
     trainer = trainer_class()(
         train_worker,
-        train_loop_config={"config": trial["config"], "threads": run["threads"]},
+        train_loop_config={
+            "config": trial["config"],
+            "threads": run["threads"],
+            "trial_id": trial["trial_id"],
+        },
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources["workers"],
             use_gpu=resources["gpus_per_worker"] > 0,
@@ -225,6 +268,7 @@ def train_with_workers(trial: dict[str, Any], run: dict[str, Any]) -> None:
 
 def trial_driver(tune_config: dict[str, Any]) -> None:
     """Tune trainable: train the trial inline or through a TorchTrainer worker group."""
+    faults.announce("trial", tune_config["trial"]["trial_id"])
     if tune_config["run"]["inline"]:
         train_inline(tune_config["trial"], tune_config["run"])
     else:

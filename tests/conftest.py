@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -97,32 +95,16 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def signal_when(proc: subprocess.Popen, log: Path, needle: str, sig: int, timeout: float) -> str:
-    """Send `sig` (SIGINT to the driver, SIGKILL to its whole session) once `needle` shows."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        text = log.read_text()
-        if needle in text:
-            if sig == signal.SIGKILL:
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.send_signal(sig)
-            proc.wait(timeout=300)
-            return log.read_text()
-        if proc.poll() is not None:
-            pytest.fail(f"the sweep ended before '{needle}':\n{text}")
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"'{needle}' never appeared:\n{log.read_text()}")
-
-
-def start_cli(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
-    """`raysweep ARGS` in the background, in its own session, output to `log`."""
+def start_cli(
+    args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """`raysweep ARGS` in the background, in its own session, output to `log` (with `env` added
+    to the environment: e.g. `Holds.env` to hold it at fault points)."""
     with log.open("w") as fh:
         return subprocess.Popen(
             [str(RAYSWEEP), *args],
             cwd=cwd,
-            env=cli_env(),
+            env={**cli_env(), **(env or {})},
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -45,6 +45,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RAYSWEEP, ROOT
+from tests.holds import Holds
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -333,7 +334,9 @@ def _sweep(write_sweep, name: str, epochs: int, executor: str, batch_size: int =
     )
 
 
-def _run(cluster: Cluster, spec: Path, tmp_path: Path, log: Path) -> subprocess.Popen:
+def _run(
+    cluster: Cluster, spec: Path, tmp_path: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     args = [
         str(RAYSWEEP),
         "run",
@@ -349,7 +352,7 @@ def _run(cluster: Cluster, spec: Path, tmp_path: Path, log: Path) -> subprocess.
         return subprocess.Popen(
             args,
             cwd=tmp_path,
-            env={**cluster.env, MARKER: f"{cluster.uid}-driver"},
+            env={**cluster.env, MARKER: f"{cluster.uid}-driver", **(env or {})},
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -388,17 +391,6 @@ def _trial_runs(tmp_path: Path, name: str) -> tuple[list, dict[str, object]]:
         r.data.tags["raysweep.trial_id"]: r for r in runs if "mlflow.parentRunId" in r.data.tags
     }
     return parents, children
-
-
-def _trial_on(storage: Path, node_id: str) -> str | None:
-    """The first trial that Tune has a result from on node `node_id` (an epoch done there,
-    so its checkpoint is persisted), from the trials' result.json files."""
-    for path in sorted(storage.glob("*/t*/result.json")):
-        lines = path.read_text(errors="replace").splitlines()
-        with contextlib.suppress(ValueError):
-            if any(json.loads(line).get("node_id") == node_id for line in lines if line):
-                return path.parent.name
-    return None
 
 
 def _tune_results(storage: Path, trial_id: str) -> list[dict]:
@@ -441,33 +433,26 @@ def test_trials_run_one_per_node_and_a_killed_node_s_trial_resumes_on_head(
         assert node.proc.poll() is None, f"node {node.name} is not running:\n" + node.tail()
     node2 = cluster.nodes["node2"]
     assert node2.proc.poll() is None, "the second node is not running:\n" + node2.tail()
-    # Slower epochs (batch 8: ~180 steps) leave seconds between a trial's first epoch line and
-    # its end, for the kill to land mid-trial.
-    epochs = 8
+    epochs = 4
     name = f"mn-node-dies-{executor.replace('_', '-')}"
-    spec = _sweep(write_sweep, name, epochs=epochs, executor=executor, batch_size=8)
+    spec = _sweep(write_sweep, name, epochs=epochs, executor=executor)
     log = tmp_path / "sweep.log"
     t0 = time.time()
-    proc = _run(cluster, spec, tmp_path, log)
-
-    # Find the trial training on the second node (an epoch of it done there, in Tune's results),
-    # wait for that epoch's line on the console (its checkpoint is registered: killing earlier
-    # restarts the trial from scratch), then kill the node: its raylet, its agents and the
-    # process training the trial, all at once (SIGKILL).
-    victim, deadline = None, time.time() + 600
-    while victim is None or f"{victim} epoch " not in log.read_text():
-        victim = victim or _trial_on(tmp_path / "ray_results", node2.node_id)
-        if proc.poll() is not None or time.time() > deadline:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(
-                f"no epoch of a trial on node2 ({node2.node_id}; victim {victim}):\n"
-                f"{log.read_text()}\n" + node2.tail()
-            )
-        time.sleep(0.2)
+    # Both trials hold after their epoch-1 checkpoint (one per node); the one whose process
+    # runs on node2 (its environment carries node2's marker) is the victim: node2 dies with
+    # it held there (its raylet, agents and that process, SIGKILL), then both are released.
+    holds = Holds(tmp_path / "holds")
+    points = [f"after_checkpoint:{t}:1" for t in ("t000", "t001")]
+    proc = _run(cluster, spec, tmp_path, log, env=holds.env(*points))
+    held = {p.split(":")[1]: holds.wait(p, proc, log)["pid"] for p in points}
+    on_node2 = _marked(node2.marker)
+    victims = [t for t, pid in held.items() if pid in on_node2]
+    assert len(victims) == 1, (held, on_node2)
+    victim = victims[0]
     node2.kill()
     killed_at = time.time() - t0
-    assert f"{victim} finished" not in log.read_text(), f"{victim} ended before the kill"
+    for point in points:
+        holds.release(point)
 
     out = _finish(proc, log, cluster, timeout=900)
     elapsed = time.time() - t0

@@ -15,7 +15,9 @@ from raysweep.trainables import (
     _reporter,
     _resume_state,
     _trial_dir,
+    checkpoints_newest_first,
     newest_checkpoint,
+    read_done,
 )
 
 
@@ -93,3 +95,61 @@ def test_done_marker_keeps_the_last_result_per_trial(tmp_path: Path) -> None:
     }
     assert not (tmp_path / "sweep-20261201-120000" / "t001").exists()
     assert t001.endswith("/t001")
+
+
+def test_a_truncated_newest_checkpoint_is_passed_over_for_the_previous(tmp_path: Path) -> None:
+    """A crash while state.pt was copied leaves it short: resume goes on from the one before."""
+    import pytest
+
+    trial_dir = tmp_path / "exp" / "t000"
+    _checkpoint(trial_dir, "checkpoint_000000", 1)
+    _checkpoint(trial_dir, "checkpoint_000001", 2)
+    newest = trial_dir / "checkpoint_000001" / STATE_FILE
+    newest.write_bytes(newest.read_bytes()[:20])
+    found = checkpoints_newest_first(*_trial_dir(str(tmp_path), "exp", "t000"))
+    assert [Path(c.path).name for c in found] == ["checkpoint_000001", "checkpoint_000000"]
+    assert _resume_state(*found) == {"epoch": 1}
+    # Nothing readable at all: an error that says so, not a fresh start from epoch 0.
+    (trial_dir / "checkpoint_000000" / STATE_FILE).write_bytes(b"")
+    with pytest.raises(RuntimeError, match="no readable checkpoint"):
+        _resume_state(*found)
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def test_a_crafted_state_file_cannot_run_code(tmp_path: Path, monkeypatch) -> None:
+    """state.pt is loaded with weights_only=True: a pickle that would run a command is refused."""
+    import pickle
+
+    import pytest
+
+    from raysweep.artifacts import load_state
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "checkpoint_000000"
+    ckpt.mkdir()
+    torch.save({"epoch": 1, "payload": _Exploit()}, ckpt / STATE_FILE)
+    with pytest.raises(pickle.UnpicklingError):
+        load_state(str(ckpt))
+    with pytest.raises(RuntimeError, match="no readable checkpoint"):
+        from ray import tune
+
+        _resume_state(tune.Checkpoint(str(ckpt)))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_done_marker_is_written_whole_under_its_own_name(tmp_path: Path) -> None:
+    fs, t000 = _trial_dir(str(tmp_path), "exp", "t000")
+    _mark_done(fs, t000, {"epoch": 2}, None)
+    assert sorted(p.name for p in (tmp_path / "exp" / "t000").iterdir()) == [DONE_FILE]
+    assert read_done(str(tmp_path), "exp", "t000") == {
+        "epoch": 2,
+        "checkpoint_path": None,
+        "resumed_from": 0,
+    }
+    assert read_done(str(tmp_path), "exp", "t001") is None

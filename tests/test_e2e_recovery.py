@@ -1,0 +1,219 @@
+"""Recovery at every fault point (raysweep/faults.py), with real Ray, MLflow and training.
+
+Each test holds the sweep at a named point, kills a process there (never after a wait for a
+console line or a length of time), and then checks what DESIGN.md's reliability contract
+promises: after `--resume` (or the trial's own retries) the sweep exits 0 with exactly one
+MLflow run per trial, each FINISHED with its model and a gap-free, repeat-free epoch history,
+one FINISHED parent, nothing RUNNING.
+
+- The driver killed (SIGKILL of its whole session, local Ray included) at each driver-side
+  and trial-side point in turn, `--resume` after each: one sweep goes through all of them.
+- Ctrl-C once while a trial trains: parent KILLED and tagged interrupted, exit 130, the way
+  back printed; `--resume` then finishes the sweep.
+- The process that trains a trial (inline) or drives its worker group (TorchTrainer) killed:
+  Tune restarts the trial from its newest checkpoint within its own `train.max_failures`; a
+  trial allowed no failure fails at once and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import start_cli
+from tests.holds import Holds, kill_session
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3
+
+
+def _spec(write_sweep, name: str, executor: str = "inline", **train) -> Path:
+    return write_sweep(
+        {
+            "name": name,
+            "model": {"name": "lenet"},
+            "train": {
+                "epochs": EPOCHS,
+                "batch_size": 64,
+                "optimizer": {"name": "adam", "lr": 3e-3},
+                **train,
+            },
+            "sweep": {"axes": {"train.seed": [0, 1]}},
+            "resources": {
+                "workers_per_trial": 1,
+                "cpus_per_worker": 1,
+                "max_concurrent": 1,
+                "executor": executor,
+            },
+        },
+        name=f"{name}.yaml",
+    )
+
+
+def _run_until(holds: Holds, args: list[str], cwd: Path, log: Path, point: str) -> dict:
+    """Run raysweep held at `point`; once it is there, SIGKILL the driver's whole session."""
+    proc = start_cli(args, cwd, log, env=holds.env(point))
+    held = holds.wait(point, proc, log)
+    kill_session(proc)
+    return held
+
+
+def _finish(args: list[str], cwd: Path, log: Path, env: dict | None = None) -> str:
+    proc = start_cli(args, cwd, log, env=env)
+    code = proc.wait(timeout=900)
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text, text
+    return text
+
+
+def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
+    """The contract after a sweep exited 0: one FINISHED run per trial with a model and each
+    epoch once; one FINISHED parent; nothing RUNNING. Returns the child runs by trial id."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in parents]
+    assert parents[0].info.status == "FINISHED", parents[0].data.tags
+    assert parents[0].data.tags["raysweep.status"] == "done"
+    assert sorted(r.data.tags["raysweep.trial_id"] for r in children) == trials
+    by_trial = {r.data.tags["raysweep.trial_id"]: r for r in children}
+    mlflow.set_tracking_uri(uri)
+    for trial_id, child in by_trial.items():
+        assert child.info.status == "FINISHED", (trial_id, child.info.status)
+        assert child.data.tags["raysweep.status"] == "finished", (trial_id, child.data.tags)
+        for metric in ("test_acc", "train_loss"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
+            assert sorted(steps) == list(range(1, EPOCHS + 1)), (trial_id, metric, steps)
+        models = [
+            m
+            for m in client.search_logged_models([exp.experiment_id])
+            if m.source_run_id == child.info.run_id
+        ]
+        assert len(models) == 1, (trial_id, models)
+        mlflow.pytorch.load_model(f"runs:/{child.info.run_id}/model")
+    return by_trial
+
+
+def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) -> None:
+    """One sweep (t000 then t001), killed at each point in turn and resumed each time."""
+    spec = _spec(write_sweep, "kill-matrix")
+    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
+    holds = Holds(tmp_path / "holds")
+    points = [
+        "before_trials",  # parent run created, no trial started
+        "mid_epoch:t000:2",  # t000 half-way through epoch 2 (epoch 1 checkpointed)
+        "after_checkpoint:t000:2",  # t000's epoch-2 checkpoint handed to Ray
+        "trial_ended:t000",  # t000's last result in, its MLflow run not closed
+        "model_logging:t001",  # t001's files logged, its model next
+        "report",  # the end-of-run report logged, the parent not ended
+    ]
+    for i, point in enumerate(points):
+        held = _run_until(
+            holds, [*run, *(["--resume"] if i else [])], tmp_path, tmp_path / f"{i}.log", point
+        )
+        assert held["point"] == point.split(":")[0], held
+    last = _finish([*run, "--resume"], tmp_path, tmp_path / "last.log")
+    assert "t000 epoch" not in last and "t001 epoch" not in last, last  # nothing trained again
+    _check_complete(f"sqlite:///{tmp_path / 'mlflow.db'}", "kill-matrix", ["t000", "t001"])
+    # What the resumes said along the way: t000 went on from its checkpoints, never from zero.
+    third = (tmp_path / "2.log").read_text()
+    assert "t000 resumed   from its epoch-1 checkpoint" in third, third
+    fourth = (tmp_path / "3.log").read_text()
+    assert "t000 resumed   from its epoch-2 checkpoint" in fourth, fourth
+
+
+def test_ctrl_c_once_marks_the_sweep_interrupted_and_resume_finishes(
+    write_sweep, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    spec = _spec(write_sweep, "ctrl-c")
+    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
+    holds = Holds(tmp_path / "holds")
+    log = tmp_path / "1.log"
+    point = "mid_epoch:t000:2"
+    proc = start_cli(run, tmp_path, log, env=holds.env(point))
+    holds.wait(point, proc, log)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=600) == 130, log.read_text()
+    text = log.read_text()
+    assert f"raysweep run {spec} --resume" in text, text
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ctrl-c")
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "KILLED", parent.info.status
+    assert parent.data.tags["raysweep.status"] == "interrupted"
+    assert all(r.info.status != "RUNNING" for r in runs), [r.info.status for r in runs]
+
+    _finish([*run, "--resume"], tmp_path, tmp_path / "2.log")
+    _check_complete(f"sqlite:///{tmp_path / 'mlflow.db'}", "ctrl-c", ["t000", "t001"])
+
+
+@pytest.mark.parametrize("executor", ["inline", "torch_trainer"])
+def test_killed_trial_process_is_retried_within_its_own_max_failures(
+    write_sweep, tmp_path: Path, executor: str
+) -> None:
+    """t000 (max_failures 2): the process driving it killed after its epoch-1 checkpoint is
+    restarted and goes on from epoch 2. t001 (max_failures 0, set per trial): the same kill
+    fails it at once, recorded FAILED; the sweep ends (exit 1: a trial failed)."""
+    from mlflow.tracking import MlflowClient
+
+    name = f"kill-trial-{executor.replace('_', '-')}"
+    spec = write_sweep(
+        {
+            "name": name,
+            "model": {"name": "lenet"},
+            "train": {"epochs": EPOCHS, "batch_size": 64, "optimizer": {"name": "adam"}},
+            "sweep": {
+                "studies": [
+                    {"name": "retried", "set": {"train.max_failures": 2}},
+                    {"name": "no-retry", "set": {"train.max_failures": 0}},
+                ]
+            },
+            "resources": {
+                "workers_per_trial": 1,
+                "cpus_per_worker": 1,
+                "max_concurrent": 1,
+                "executor": executor,
+            },
+        }
+    )
+    holds = Holds(tmp_path / "holds")
+    log = tmp_path / "run.log"
+    points = ("after_checkpoint:t000:1", "after_checkpoint:t001:1")
+    args = ["run", str(spec), "--storage", str(tmp_path / "ray")]
+    proc = start_cli(args, tmp_path, log, env=holds.env(*points))
+    for point in points:
+        trial = point.split(":")[1]
+        holds.wait(point, proc, log)
+        os.kill(holds.pid("trial", trial), signal.SIGKILL)
+    assert proc.wait(timeout=900) == 1, log.read_text()
+    text = log.read_text()
+    assert "t000 retrying  failure 1 of 2 allowed" in text, text
+    assert "t000 resumed   from its epoch-1 checkpoint" in text, text
+    assert "t001 retrying" not in text and "t001 FAILED" in text, text
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(name)
+    children = {
+        r.data.tags["raysweep.trial_id"]: r
+        for r in client.search_runs([exp.experiment_id])
+        if "mlflow.parentRunId" in r.data.tags
+    }
+    assert sorted(children) == ["t000", "t001"]
+    retried, failed = children["t000"], children["t001"]
+    assert retried.info.status == "FINISHED" and retried.data.tags["raysweep.status"] == "finished"
+    steps = [m.step for m in client.get_metric_history(retried.info.run_id, "test_acc")]
+    assert sorted(steps) == list(range(1, EPOCHS + 1)), steps
+    assert failed.info.status == "FAILED" and failed.data.tags["raysweep.status"] == "failed"
