@@ -196,6 +196,7 @@ class SweepRecorder(tune.Callback):
                     out.run_id,
                     out.checkpoint_path,
                     out.trial.config.train.log_model,
+                    out.trial.trial_id,
                 )
             # The status tag last: `--resume` takes a run that has it as completely recorded.
             self.writer.submit(self.writer.log_final, out.run_id, {}, {TAG_STATUS: out.status})

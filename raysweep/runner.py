@@ -84,7 +84,13 @@ def run_sweep(
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
     # MLflow's import and database set-up (seconds) overlap Ray's start; no run is created yet.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open") as pool:
-        opening = pool.submit(MlflowWriter, tracking_uri, spec.name)
+        opening = pool.submit(
+            MlflowWriter,
+            tracking_uri,
+            spec.name,
+            console.warn,
+            lambda text: console.say(f"raysweep: {text}"),
+        )
         cluster = init_ray(options.address, options.debug)
         check_storage_reach(storage)
         req, parallel = plan_resources(spec, cluster, options.max_concurrent)
@@ -133,7 +139,7 @@ def run_sweep(
         _finish_parent(writer, parent_id, spec, outcomes, interrupted)
         errors = writer.flush()
         for err in errors:
-            console.warn(f"MLflow: {err}")
+            console.warn(err if err.startswith("MLflow at ") else f"MLflow: {err}")
     return outcomes
 
 

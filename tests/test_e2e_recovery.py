@@ -114,6 +114,7 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
         "mid_epoch:t000:2",  # t000 half-way through epoch 2 (epoch 1 checkpointed)
         "after_checkpoint:t000:2",  # t000's epoch-2 checkpoint handed to Ray
         "trial_ended:t000",  # t000's last result in, its MLflow run not closed
+        "model_logging:t001",  # t001's files logged, its model next
         "report",  # the end-of-run report logged, the parent not ended
     ]
     for i, point in enumerate(points):
