@@ -186,24 +186,16 @@ def _columns(axes: list[str]) -> list[str]:
 
 def sort_rows(rows: list[dict[str, Any]], metric: str, goal: str) -> list[dict[str, Any]]:
     """Rows best first (raysweep.ranking's rule)."""
-    return ranked(rows, metric, goal, _same, _row_status, _row_id)
+    return ranked(rows, metric, goal, _describe)
 
 
 def best_row(table: pd.DataFrame, metric: str, goal: str) -> dict[str, Any] | None:
     """The best trial of a summary table (None when no trial may be best)."""
-    return best(table.to_dict("records"), metric, goal, _same, _row_status, _row_id)
+    return best(table.to_dict("records"), metric, goal, _describe)
 
 
-def _same(row: dict[str, Any]) -> dict[str, Any]:
-    return row
-
-
-def _row_status(row: dict[str, Any]) -> str:
-    return str(row.get("status", ""))
-
-
-def _row_id(row: dict[str, Any]) -> str:
-    return str(row["trial_id"])
+def _describe(row: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    return row, str(row.get("status", "")), str(row["trial_id"])
 
 
 def config_axes(axes: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 UNRANKED_STATUSES = frozenset({"failed", "diverged", "killed"})
 
@@ -34,38 +34,29 @@ def rank_value(metrics: Mapping[str, Any], metric: str) -> float | None:
     return best if best is not None else finite(metrics.get(metric))
 
 
-def ranked(
-    items: Iterable[T],
-    metric: str,
-    goal: str,
-    metrics_of: Callable[[T], Mapping[str, Any]],
-    status_of: Callable[[T], str],
-    id_of: Callable[[T], str],
-) -> list[T]:
+# What ranking needs of an item: its metrics, its status and its id (for ties).
+Describe: TypeAlias = Callable[[T], tuple[Mapping[str, Any], str, str]]
+
+
+def ranked(items: Iterable[T], metric: str, goal: str, describe: Describe[T]) -> list[T]:
     """`items` best first; unranked statuses and items without a value last, ties by id."""
     sign = -1.0 if goal == "max" else 1.0
 
     def key(item: T) -> tuple[bool, float, str]:
-        value = rank_value(metrics_of(item), metric)
-        unranked = value is None or status_of(item) in UNRANKED_STATUSES
-        return unranked, sign * (value if value is not None else 0.0), str(id_of(item))
+        metrics, status, item_id = describe(item)
+        value = rank_value(metrics, metric)
+        unranked = value is None or status in UNRANKED_STATUSES
+        return unranked, sign * (value if value is not None else 0.0), item_id
 
     return sorted(items, key=key)
 
 
-def best(
-    items: Iterable[T],
-    metric: str,
-    goal: str,
-    metrics_of: Callable[[T], Mapping[str, Any]],
-    status_of: Callable[[T], str],
-    id_of: Callable[[T], str],
-) -> T | None:
+def best(items: Iterable[T], metric: str, goal: str, describe: Describe[T]) -> T | None:
     """The best of `items` by `ranked`, or None if none may be best."""
-    order = ranked(items, metric, goal, metrics_of, status_of, id_of)
+    order = ranked(items, metric, goal, describe)
     if not order:
         return None
-    first = order[0]
-    if status_of(first) in UNRANKED_STATUSES or rank_value(metrics_of(first), metric) is None:
+    metrics, status, _ = describe(order[0])
+    if status in UNRANKED_STATUSES or rank_value(metrics, metric) is None:
         return None
-    return first
+    return order[0]

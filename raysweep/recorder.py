@@ -35,11 +35,13 @@ class SweepRecorder(tune.Callback):
         parent_id: str,
         outcomes: dict[str, TrialOutcome],
         console: Console,
+        experiment_path: str,
     ) -> None:
         self.writer = writer
         self.parent_id = parent_id
         self.outcomes = outcomes
         self.console = console
+        self.experiment_path = experiment_path  # <storage>/<experiment dir>: the done markers
         _CURRENT.append(self)
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
@@ -130,6 +132,29 @@ class SweepRecorder(tune.Callback):
             return
         out.status = _ended_status(out.metrics)
         self._close(out, "FINISHED")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Record the trials Tune says ended that no Tune event told this recorder about.
+
+        After a driver crash, Tune's saved state can say a trial ended (so a resumed Tune does
+        not run it again) while its MLflow run was never finished: its last result or error,
+        and its done marker, finish the record. Trials Tune did not end (Ctrl-C) stay unfinished.
+        """
+        from raysweep.trainables import read_done
+
+        for trial in trials:
+            out = self.outcomes[trial.config["trial"]["trial_id"]]
+            if out.recorded or out.status not in ("pending", "running"):
+                continue
+            if trial.status == trial.ERROR:
+                self.record_ended(out, {}, error=error_text(trial))
+            elif trial.status == trial.TERMINATED:
+                done = read_done(self.experiment_path, out.trial.trial_id) or {}
+                metrics = {**(trial.last_result or {}), **done}
+                checkpoint = done.get("checkpoint_path") or (
+                    trial.checkpoint.path if trial.checkpoint else None
+                )
+                self.record_ended(out, metrics, checkpoint_path=checkpoint)
 
     def record_ended(
         self,

@@ -110,7 +110,7 @@ def run_sweep(
     console.sweep_started(spec, trials, req, parallel, tracking_uri, writer.experiment_id)
     from raysweep.recorder import SweepRecorder
 
-    recorder = SweepRecorder(writer, parent_id, outcomes, console)
+    recorder = SweepRecorder(writer, parent_id, outcomes, console, f"{storage}/{experiment_dir}")
     for trial_id, error in unbuildable.items():
         recorder.record_ended(outcomes[trial_id], {}, error=error)
     runnable = [t for t in trials if t.trial_id not in unbuildable]
@@ -124,8 +124,7 @@ def run_sweep(
     faults.hold("before_trials")
     try:
         if tuner is not None:
-            results = tuner.fit()
-            _record_unseen_ends(recorder, results, storage, experiment_dir)
+            tuner.fit()
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: Tune stopped at once
     finally:
@@ -141,33 +140,6 @@ def run_sweep(
         for err in errors:
             console.warn(err if err.startswith("MLflow at ") else f"MLflow: {err}")
     return outcomes
-
-
-def _record_unseen_ends(recorder: Any, results: Any, storage: str, experiment_dir: str) -> None:
-    """Record the trials Tune says ended that no Tune event told the recorder about.
-
-    After a driver crash, Tune's saved state can say a trial ended (so a resumed Tune does not
-    run it again) while its MLflow run was never finished: its last result or error, and its
-    done marker, finish the record. Trials Tune did not end (stopped by Ctrl-C) stay unfinished.
-    """
-    from ray.tune.experiment import Trial as TuneTrial
-
-    from raysweep.recorder import error_text
-    from raysweep.trainables import read_done
-
-    for trial in results._experiment_analysis.trials:  # ResultGrid keeps no trial status
-        out = recorder.outcomes[trial.config["trial"]["trial_id"]]
-        if out.recorded or out.status not in ("pending", "running"):
-            continue
-        if trial.status == TuneTrial.ERROR:
-            recorder.record_ended(out, {}, error=error_text(trial))
-        elif trial.status == TuneTrial.TERMINATED:
-            done = read_done(storage, experiment_dir, out.trial.trial_id) or {}
-            metrics = {**(trial.last_result or {}), **done}
-            checkpoint = done.get("checkpoint_path") or (
-                trial.checkpoint.path if trial.checkpoint else None
-            )
-            recorder.record_ended(out, metrics, checkpoint_path=checkpoint)
 
 
 def _mark_killed(writer: MlflowWriter, outcomes: dict[str, TrialOutcome]) -> bool:

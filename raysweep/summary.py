@@ -13,28 +13,20 @@ from raysweep.sweep import TrialOutcome
 _FINAL = ("test_acc", "train_acc", "test_loss", "gap")
 
 
-def _metrics(out: TrialOutcome) -> dict[str, Any]:
-    return out.metrics
-
-
-def _status(out: TrialOutcome) -> str:
-    return out.status
-
-
-def _trial_id(out: TrialOutcome) -> str:
-    return out.trial.trial_id
+def _describe(out: TrialOutcome) -> tuple[dict[str, Any], str, str]:
+    return out.metrics, out.status, out.trial.trial_id
 
 
 def best_outcome(outcomes: list[TrialOutcome], metric: str, goal: str) -> TrialOutcome | None:
     """The best trial by raysweep.ranking's rule (never a failed, diverged or killed one)."""
-    return best(outcomes, metric, goal, _metrics, _status, _trial_id)
+    return best(outcomes, metric, goal, _describe)
 
 
 def summary_rows(outcomes: list[TrialOutcome], metric: str, goal: str = "max") -> list[dict]:
     """One flat row per trial (swept params, final and best metrics, status), best first."""
     columns = swept_params([o.trial for o in outcomes])
     rows = []
-    for out in ranked(outcomes, metric, goal, _metrics, _status, _trial_id):
+    for out in ranked(outcomes, metric, goal, _describe):
         m = out.metrics
         row: dict[str, Any] = {
             "trial_id": out.trial.trial_id,

@@ -125,11 +125,14 @@ def _mark_done(fs: Any, trial_dir: str, metrics: dict[str, Any], checkpoint: str
     fs.move(draft, f"{trial_dir}/{DONE_FILE}")
 
 
-def read_done(storage: str, experiment: str, trial_id: str) -> dict[str, Any] | None:
-    """A trial's done marker (its last result and checkpoint path), or None if it has none."""
+def read_done(experiment_path: str, trial_id: str) -> dict[str, Any] | None:
+    """A trial's done marker (its last result and checkpoint path), or None if it has none.
+
+    `experiment_path` is `<storage>/<experiment dir>` (a local path or a URI)."""
     import pyarrow.fs
 
-    fs, trial_dir = _trial_dir(storage, experiment, trial_id)
+    fs, root = filesystem(experiment_path)
+    trial_dir = f"{root.rstrip('/')}/{trial_id}"
     done = f"{trial_dir}/{DONE_FILE}"
     if fs.get_file_info(done).type != pyarrow.fs.FileType.File:
         return None

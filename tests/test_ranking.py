@@ -56,5 +56,5 @@ def test_rank_value_prefers_the_best_epoch_and_ignores_non_finite() -> None:
     assert rank_value({"best_test_acc": float("nan"), "test_acc": 0.8}, "test_acc") == 0.8
     assert rank_value({"test_loss": float("inf")}, "test_loss") is None
     items = [("a", 0.3), ("b", 0.1), ("c", 0.2)]
-    low = best(items, "loss", "min", lambda i: {"loss": i[1]}, lambda i: "finished", lambda i: i[0])
+    low = best(items, "loss", "min", lambda i: ({"loss": i[1]}, "finished", i[0]))
     assert low == ("b", 0.1)

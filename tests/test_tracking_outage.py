@@ -21,14 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from raysweep.tracking import (
-    MLFLOW_HTTP_ENV,
-    TAG_STATUS,
-    TAG_TRIAL,
-    MlflowWriter,
-    _server_error,
-    outage_reason,
-)
+from raysweep.tracking import MLFLOW_HTTP_ENV, TAG_STATUS, TAG_TRIAL, MlflowWriter
+from raysweep.write_queue import _server_error, outage_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 MLFLOW = ROOT / ".venv" / "bin" / "mlflow"

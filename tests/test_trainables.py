@@ -147,9 +147,9 @@ def test_done_marker_is_written_whole_under_its_own_name(tmp_path: Path) -> None
     fs, t000 = _trial_dir(str(tmp_path), "exp", "t000")
     _mark_done(fs, t000, {"epoch": 2}, None)
     assert sorted(p.name for p in (tmp_path / "exp" / "t000").iterdir()) == [DONE_FILE]
-    assert read_done(str(tmp_path), "exp", "t000") == {
+    assert read_done(f"{tmp_path}/exp", "t000") == {
         "epoch": 2,
         "checkpoint_path": None,
         "resumed_from": 0,
     }
-    assert read_done(str(tmp_path), "exp", "t001") is None
+    assert read_done(f"{tmp_path}/exp", "t001") is None
