@@ -1,18 +1,98 @@
-"""The `raysweep` command: thin click commands over the library (imports stay lazy so that
-`--help`, `validate` and `plan` never load torch or ray)."""
+"""The `raysweep` command line, and only its face: flags, help, how errors look, exit codes.
+
+One click group (`cli`), the options its commands share as module-level constants, and one thin
+command per verb: it parses its flags, lazily imports the library function that does the work
+(`raysweep.commands`, `raysweep.runner`, `raysweep.outcome_report`) and calls it. Nothing heavy
+is imported here, so `raysweep --help`, `validate` and `plan` never load torch, ray or mlflow.
+
+Errors show themselves and click's standalone mode exits with their code: a `UserError` prints
+`raysweep: error: ...` (exit 2; with `--debug` after its traceback), a bad command line its usage
+line and `raysweep: error: ...` (exit 2), Ctrl-C `raysweep: interrupted` (exit 130).
+"""
 
 from __future__ import annotations
 
-import json
-import sys
-import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, ClassVar
 
 import click
 
-from raysweep import commands
 from raysweep.errors import UserError
+
+# ------------------------------------------------------------------------- how errors look
+
+
+class CommandLineError(click.UsageError):
+    """A bad command line (unknown flag, missing argument, bad value): the usage line, then
+    `raysweep: error: ...`; exit 2."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """The command's usage line (when known) and one error line, on stderr."""
+        if self.ctx is not None:
+            click.echo(self.ctx.get_usage(), file=file, err=True)
+        click.echo(f"raysweep: error: {self.format_message()}", file=file, err=True)
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C while a command ran: `raysweep: interrupted`, exit 130."""
+
+    exit_code: ClassVar[int] = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """A blank line (ending the terminal's `^C`), then `raysweep: interrupted`."""
+        click.echo(file=file, err=True)
+        click.echo(f"raysweep: {self.format_message()}", file=file, err=True)
+
+
+@contextmanager
+def _raysweep_errors(debug: bool) -> Iterator[None]:
+    """Turn what click and Python raise into the errors above; a `UserError` gets its
+    traceback shown under `--debug`."""
+    try:
+        yield
+    except (click.exceptions.NoArgsIsHelpError, CommandLineError):
+        raise  # already ours, or no arguments: click prints the help (stderr, exit 2)
+    except click.UsageError as exc:
+        raise CommandLineError(exc.format_message(), exc.ctx) from None
+    except UserError as exc:
+        exc.show_traceback = debug
+        raise
+    except (KeyboardInterrupt, click.Abort):  # not EOFError: a truncated file raises it too
+        raise Interrupted() from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    """Whether `raysweep --debug` was given."""
+    return bool(ctx.find_root().params.get("debug"))
+
+
+class RaysweepGroup(click.Group):
+    """The `raysweep` group: click's own, but errors (parsing its options, or anything its
+    commands raise) reach click's standalone handling as raysweep's errors."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse `raysweep [OPTIONS]` (a bad option is a `CommandLineError`)."""
+        with _raysweep_errors(debug=False):
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command (parsing its own flags first)."""
+        with _raysweep_errors(debug=_debug(ctx)):
+            return super().invoke(ctx)
+
+
+# ------------------------------------------------------------------------ shared options
 
 SPEC_ARG = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 SET_OPT = click.option(
@@ -28,13 +108,18 @@ TRACKING_OPT = click.option(
     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).",
 )
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+EXPERIMENT_ARG = click.argument("experiment")
+RUN_OPT = click.option(
+    "--run",
+    "parent_id",
+    metavar="RUN_ID",
+    help="The sweep (parent) run to use; default: the experiment's newest sweep.",
+)
+
+# ---------------------------------------------------------------------------------- group
 
 
-class _State:
-    debug = False
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RaysweepGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and Ray's own logs.")
 @click.version_option(package_name="raysweep")
 def cli(debug: bool) -> None:
@@ -46,15 +131,10 @@ def cli(debug: bool) -> None:
     raysweep run experiments/quickstart.yaml        # run them (Ray Tune + Ray Train)
     raysweep models                                 # the model zoo
     """
-    _State.debug = debug
+    # `--debug` stays in the root context's params: RaysweepGroup.invoke and `run` read it there.
 
 
-def _load(spec: Path, overrides: tuple[str, ...]) -> tuple[Any, list[Any]]:
-    from raysweep.config import load_spec
-    from raysweep.plan import expand
-
-    sweep, _ = load_spec(spec, overrides)
-    return sweep, expand(sweep, str(spec))
+# ------------------------------------------------------------------- sweep files and runs
 
 
 @cli.command()
@@ -62,9 +142,9 @@ def _load(spec: Path, overrides: tuple[str, ...]) -> tuple[Any, list[Any]]:
 @SET_OPT
 def validate(spec: Path, overrides: tuple[str, ...]) -> None:
     """Check a sweep file (schema, axes, every expanded trial) without running anything."""
-    sweep, trials = _load(spec, overrides)
-    noun = "trial" if len(trials) == 1 else "trials"
-    click.echo(f"{spec}: ok: sweep '{sweep.name}', {len(trials)} {noun}")
+    from raysweep.commands import run_validate
+
+    run_validate(spec, overrides)
 
 
 @cli.command()
@@ -74,10 +154,9 @@ def validate(spec: Path, overrides: tuple[str, ...]) -> None:
 @click.option("--address", metavar="ADDR", help="Check placement against this Ray cluster.")
 def plan(spec: Path, overrides: tuple[str, ...], as_json: bool, address: str | None) -> None:
     """Print the trials `run` will run: resolved parameters, count, resources per trial."""
-    from raysweep.planview import plan_report
+    from raysweep.commands import run_plan
 
-    sweep, trials = _load(spec, overrides)
-    click.echo(plan_report(sweep, trials, as_json=as_json, address=address))
+    run_plan(spec, overrides, as_json, address)
 
 
 @cli.command()
@@ -101,7 +180,9 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool, address: str | N
 @click.option(
     "--resume", is_flag=True, help="Finish this sweep's last run (after Ctrl-C or a crash)."
 )
+@click.pass_context
 def run(
+    ctx: click.Context,
     spec: Path,
     overrides: tuple[str, ...],
     tracking_uri: str | None,
@@ -111,14 +192,15 @@ def run(
     quiet: bool,
     resume: bool,
 ) -> None:
-    """Run a sweep: every trial a Ray Train TorchTrainer job, scheduled by Ray Tune."""
+    """Run a sweep: trials scheduled by Ray Tune, trained in their Tune trial (one worker) or
+    as Ray Train TorchTrainer jobs (several workers), recorded in MLflow."""
+    from raysweep.commands import load_sweep
+    from raysweep.outcome_report import sweep_end
     from raysweep.progress import Console
     from raysweep.runner import run_sweep
-    from raysweep.summary import summary_rows, summary_text
     from raysweep.sweep import RunOptions
-    from raysweep.tracking import resolve_tracking_uri, ui_hint
 
-    sweep, trials = _load(spec, overrides)
+    sweep, trials = load_sweep(spec, overrides)
     console = Console(quiet=quiet)
     options = RunOptions(
         tracking_uri=tracking_uri,
@@ -126,35 +208,13 @@ def run(
         address=address,
         max_concurrent=max_concurrent,
         resume=resume,
-        debug=_State.debug,
+        debug=_debug(ctx),
     )
     outcomes = run_sweep(sweep, trials, spec.read_text(), options, console)
-    rows = summary_rows(list(outcomes.values()), sweep.sweep.metric, sweep.sweep.goal)
-    console.say("")
-    console.say(summary_text(rows))
-    failed = [o for o in outcomes.values() if o.status == "failed"]
-    killed = [o for o in outcomes.values() if o.status == "killed"]
-    for out in failed:
-        last = (out.error or out.status).strip().splitlines()[-1:]
-        console.say(
-            f"raysweep: trial {out.trial.trial_id} ({out.trial.name}) {out.status}: "
-            f"{last[0] if last else ''}"
-        )
-    uri = resolve_tracking_uri(tracking_uri)
-    from raysweep.tracking import experiment_id_for
-
-    console.say(
-        f"\nraysweep: results in MLflow: {ui_hint(uri, experiment_id_for(uri, sweep.name))}"
-    )
-    if killed:
-        again = " ".join(["raysweep run", str(spec), *(f"--set {o}" for o in overrides)])
-        console.say(
-            f"raysweep: interrupted: {len(killed)} trials unfinished; "
-            f"finish them with: {again} --resume"
-        )
-        sys.exit(130)
-    if failed:
-        sys.exit(1)
+    end = sweep_end(outcomes.values(), sweep, spec, overrides, tracking_uri)
+    for line in end.lines:
+        console.say(line)
+    ctx.exit(end.exit_code)
 
 
 @cli.command()
@@ -169,50 +229,126 @@ def run(
 @click.option("--num-classes", default=10, show_default=True, type=click.IntRange(min=2))
 def models(as_json: bool, input_shape: str, num_classes: int) -> None:
     """List every registered model with its parameter count."""
-    from raysweep.models import describe_models
+    from raysweep.commands import run_models
 
-    try:
-        c, h, w = (int(v) for v in input_shape.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--input {input_shape!r}: expected CxHxW, e.g. 1x28x28") from None
-    if h != w:
-        raise UserError(f"--input {input_shape!r}: images must be square")
-    rows = describe_models(in_channels=c, image_size=h, num_classes=num_classes)
-    if as_json:
-        click.echo(json.dumps(rows, indent=1))
-        return
-    width = max(len(r["name"]) for r in rows)
-    click.echo(f"{'model'.ljust(width)}  {'params':>12}  source")
-    for r in rows:
-        click.echo(f"{r['name'].ljust(width)}  {r['params']:>12,}  {r['source']}")
+    run_models(input_shape, num_classes, as_json)
 
 
-commands.register(cli)
+# ------------------------------------------------------------ comparing a sweep's runs
+
+
+@cli.command()
+@EXPERIMENT_ARG
+@TRACKING_OPT
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the report (default ./raysweep-report/<experiment>).",
+)
+@RUN_OPT
+@click.option("--no-log", is_flag=True, help="Do not log the report to the sweep run.")
+@JSON_OPT
+def report(
+    experiment: str,
+    tracking_uri: str | None,
+    out: Path | None,
+    parent_id: str | None,
+    no_log: bool,
+    as_json: bool,
+) -> None:
+    """(Re)build a sweep's summary table and comparison plots from MLflow.
+
+    Works on finished and interrupted sweeps and on stores from another machine; writes
+    the files to --out and to the sweep's parent run, and prints the table.
+    """
+    from raysweep.commands import run_report
+
+    run_report(experiment, tracking_uri, out, parent_id, not no_log, as_json)
+
+
+@cli.command()
+@EXPERIMENT_ARG
+@click.option("--metric", default="test_acc", show_default=True, help="Rank trials by this.")
+@click.option("--goal", type=click.Choice(["max", "min"]), help="Default: the sweep's.")
+@TRACKING_OPT
+@RUN_OPT
+@click.option("--register", "register_as", metavar="NAME", help="Register its model.")
+@JSON_OPT
+def best(
+    experiment: str,
+    metric: str,
+    goal: str | None,
+    tracking_uri: str | None,
+    parent_id: str | None,
+    register_as: str | None,
+    as_json: bool,
+) -> None:
+    """The best trial of a sweep: its params, metrics and model URI.
+
+    --register NAME puts its model into the MLflow Model Registry.
+    """
+    from raysweep.commands import run_best
+
+    run_best(experiment, tracking_uri, metric, goal, parent_id, register_as, as_json)
+
+
+@cli.command()
+@click.argument("model_uri")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@TRACKING_OPT
+@click.option("--top", default=1, show_default=True, type=click.IntRange(min=1))
+@JSON_OPT
+def predict(
+    model_uri: str,
+    images: tuple[Path, ...],
+    tracking_uri: str | None,
+    top: int,
+    as_json: bool,
+) -> None:
+    """Classify PNG/JPEG images (files or directories) with a logged model.
+
+    MODEL_URI is runs:/<run_id>/model or models:/<name>/<version>; images get the
+    transform the model was trained with (size, channels, mean/std).
+    """
+    from raysweep.commands import run_predict
+
+    run_predict(model_uri, images, tracking_uri, top, as_json)
+
+
+@cli.command()
+@EXPERIMENT_ARG
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    help="Default: from --out's suffix, else parquet.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (default ./<experiment>-trials.<format>).",
+)
+@TRACKING_OPT
+@RUN_OPT
+@click.option("--all-sweeps", is_flag=True, help="Every sweep run of the experiment.")
+def export(
+    experiment: str,
+    fmt: str | None,
+    out: Path | None,
+    tracking_uri: str | None,
+    parent_id: str | None,
+    all_sweeps: bool,
+) -> None:
+    """One row per trial run (every param, final metrics) as Parquet or CSV."""
+    from raysweep.commands import run_export
+
+    run_export(experiment, tracking_uri, fmt, out, parent_id, all_sweeps)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print `raysweep: error: ...` and exit 2, without a traceback."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="raysweep", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
-        sys.exit(2)
-    except click.UsageError as exc:
-        if exc.ctx is not None:
-            click.echo(exc.ctx.get_usage(), err=True)
-        click.echo(f"raysweep: error: {exc.format_message()}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("raysweep: interrupted", err=True)
-        sys.exit(130)
-    except UserError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"raysweep: error: {exc}", err=True)
-        sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    """Entry point (`raysweep` in pyproject.toml): the group, under its name, in click's
+    standalone mode (it exits with the command's code; errors show themselves)."""
+    cli.main(args=argv, prog_name="raysweep")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""`raysweep report | best | predict | export`: compare a sweep's runs, from MLflow alone.
+"""What the `raysweep` commands do, as functions that print their results.
 
-Thin click commands over `mlflow_read`, `analysis` and `predict`. Only click is imported at
-module level (mlflow, torch and pandas load when a command runs), so `raysweep --help` stays
-light. `register(cli)` adds the commands to the `raysweep` group.
+`raysweep.cli` is only the command line's face (flags, help, errors, exit codes): each of its
+commands parses its flags and calls one of these. `validate`, `plan` and `models` look at sweep
+files and the model zoo; `report`, `best`, `predict` and `export` compare a sweep's runs from
+MLflow alone. Only click (to print) is imported at module level: mlflow, torch and pandas load
+when a function runs, so `raysweep --help`, `validate` and `plan` stay light.
 """
 
 from __future__ import annotations
@@ -10,19 +12,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from raysweep.errors import UserError
 
-EXPERIMENT_ARG = click.argument("experiment")
-RUN_OPT = click.option(
-    "--run",
-    "parent_id",
-    metavar="RUN_ID",
-    help="The sweep (parent) run to use; default: the experiment's newest sweep.",
-)
+if TYPE_CHECKING:
+    from raysweep.config import SweepSpec
+    from raysweep.plan import Trial
 
 
 def _say(text: str = "") -> None:
@@ -45,6 +43,55 @@ def _pct(value: Any) -> str:
     )
 
 
+# ------------------------------------------------------------------ validate | plan | models
+
+
+def load_sweep(spec: Path, overrides: tuple[str, ...] = ()) -> tuple[SweepSpec, list[Trial]]:
+    """The sweep file with its `--set` overrides, validated, and every trial it expands to."""
+    from raysweep.config import load_spec
+    from raysweep.plan import expand
+
+    sweep, _ = load_spec(spec, overrides)
+    return sweep, expand(sweep, str(spec))
+
+
+def run_validate(spec: Path, overrides: tuple[str, ...] = ()) -> None:
+    """Check a sweep file and every trial it expands to; print one line when all is well."""
+    sweep, trials = load_sweep(spec, overrides)
+    noun = "trial" if len(trials) == 1 else "trials"
+    _say(f"{spec}: ok: sweep '{sweep.name}', {len(trials)} {noun}")
+
+
+def run_plan(
+    spec: Path, overrides: tuple[str, ...] = (), as_json: bool = False, address: str | None = None
+) -> None:
+    """Print the trials `raysweep run` would run (checked against Ray cluster `address`)."""
+    from raysweep.planview import plan_report
+
+    sweep, trials = load_sweep(spec, overrides)
+    _say(plan_report(sweep, trials, as_json=as_json, address=address))
+
+
+def run_models(input_shape: str = "3x32x32", num_classes: int = 10, as_json: bool = False) -> None:
+    """Print every registered model with its parameter count for `CxHxW` inputs."""
+    from raysweep.models import describe_models
+
+    try:
+        c, h, w = (int(v) for v in input_shape.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--input {input_shape!r}: expected CxHxW, e.g. 1x28x28") from None
+    if h != w:
+        raise UserError(f"--input {input_shape!r}: images must be square")
+    rows = describe_models(in_channels=c, image_size=h, num_classes=num_classes)
+    if as_json:
+        _say(json.dumps(rows, indent=1))
+        return
+    width = max(len(r["name"]) for r in rows)
+    _say(f"{'model'.ljust(width)}  {'params':>12}  source")
+    for r in rows:
+        _say(f"{r['name'].ljust(width)}  {r['params']:>12,}  {r['source']}")
+
+
 # ----------------------------------------------------------------------------------- report
 
 
@@ -58,11 +105,15 @@ def run_report(
 ) -> Path:
     """(Re)build the summary and plots of a sweep from MLflow, write them to `out` and to the
     sweep's parent run; print the table. Returns the output directory."""
-    from raysweep.analysis import best_row, text_table
-    from raysweep.mlflow_read import build_report
+    from raysweep.report.build import build_report
+    from raysweep.report.publish import log_report, tracking_client
+    from raysweep.report.tables import best_row
+    from raysweep.report.text import text_table
     from raysweep.tracking import experiment_id_for, resolve_tracking_uri, ui_hint
 
-    sweep, report, out = build_report(tracking_uri, experiment, out, parent_id, log)
+    sweep, report, out = build_report(tracking_uri, experiment, out, parent_id)
+    if log:
+        log_report(tracking_client(tracking_uri), sweep.parent_run_id or "", report.files)
     if as_json:
         _say(
             json.dumps(
@@ -120,8 +171,8 @@ def run_best(
     as_json: bool = False,
 ) -> dict[str, Any]:
     """Print the best trial (params, metrics, model URI); optionally register its model."""
-    from raysweep.mlflow_read import best_run
     from raysweep.plan import format_value
+    from raysweep.report.best import best_run
 
     best = best_run(tracking_uri, experiment, metric, goal, parent_id)
     registered = None
@@ -227,7 +278,8 @@ def run_export(
     all_sweeps: bool = False,
 ) -> Path:
     """Write one row per trial run (all params, final metrics) as Parquet or CSV."""
-    from raysweep.mlflow_read import export_table, safe_name, write_export
+    from raysweep.report.build import safe_name
+    from raysweep.report.export import export_table, write_export
 
     if fmt is None:
         fmt = "csv" if out is not None and out.suffix.lower() == ".csv" else "parquet"
@@ -236,107 +288,3 @@ def run_export(
     write_export(table, out, fmt)
     _say(f"raysweep: wrote {len(table)} trial runs x {table.shape[1]} columns to {out}")
     return out
-
-
-# --------------------------------------------------------------------------------- register
-
-
-def register(cli: click.Group) -> None:
-    """Add `report`, `best`, `predict` and `export` to the `raysweep` command group."""
-    from raysweep.cli import JSON_OPT, TRACKING_OPT
-
-    @cli.command()
-    @EXPERIMENT_ARG
-    @TRACKING_OPT
-    @click.option(
-        "--out",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Directory for the report (default ./raysweep-report/<experiment>).",
-    )
-    @RUN_OPT
-    @click.option("--no-log", is_flag=True, help="Do not log the report to the sweep run.")
-    @JSON_OPT
-    def report(
-        experiment: str,
-        tracking_uri: str | None,
-        out: Path | None,
-        parent_id: str | None,
-        no_log: bool,
-        as_json: bool,
-    ) -> None:
-        """(Re)build a sweep's summary table and comparison plots from MLflow.
-
-        Works on finished and interrupted sweeps and on stores from another machine; writes
-        the files to --out and to the sweep's parent run, and prints the table.
-        """
-        run_report(experiment, tracking_uri, out, parent_id, not no_log, as_json)
-
-    @cli.command()
-    @EXPERIMENT_ARG
-    @click.option("--metric", default="test_acc", show_default=True, help="Rank trials by this.")
-    @click.option("--goal", type=click.Choice(["max", "min"]), help="Default: the sweep's.")
-    @TRACKING_OPT
-    @RUN_OPT
-    @click.option("--register", "register_as", metavar="NAME", help="Register its model.")
-    @JSON_OPT
-    def best(
-        experiment: str,
-        metric: str,
-        goal: str | None,
-        tracking_uri: str | None,
-        parent_id: str | None,
-        register_as: str | None,
-        as_json: bool,
-    ) -> None:
-        """The best trial of a sweep: its params, metrics and model URI.
-
-        --register NAME puts its model into the MLflow Model Registry.
-        """
-        run_best(experiment, tracking_uri, metric, goal, parent_id, register_as, as_json)
-
-    @cli.command()
-    @click.argument("model_uri")
-    @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-    @TRACKING_OPT
-    @click.option("--top", default=1, show_default=True, type=click.IntRange(min=1))
-    @JSON_OPT
-    def predict(
-        model_uri: str,
-        images: tuple[Path, ...],
-        tracking_uri: str | None,
-        top: int,
-        as_json: bool,
-    ) -> None:
-        """Classify PNG/JPEG images (files or directories) with a logged model.
-
-        MODEL_URI is runs:/<run_id>/model or models:/<name>/<version>; images get the
-        transform the model was trained with (size, channels, mean/std).
-        """
-        run_predict(model_uri, images, tracking_uri, top, as_json)
-
-    @cli.command()
-    @EXPERIMENT_ARG
-    @click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["parquet", "csv"]),
-        help="Default: from --out's suffix, else parquet.",
-    )
-    @click.option(
-        "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Output file (default ./<experiment>-trials.<format>).",
-    )
-    @TRACKING_OPT
-    @RUN_OPT
-    @click.option("--all-sweeps", is_flag=True, help="Every sweep run of the experiment.")
-    def export(
-        experiment: str,
-        fmt: str | None,
-        out: Path | None,
-        tracking_uri: str | None,
-        parent_id: str | None,
-        all_sweeps: bool,
-    ) -> None:
-        """One row per trial run (every param, final metrics) as Parquet or CSV."""
-        run_export(experiment, tracking_uri, fmt, out, parent_id, all_sweeps)

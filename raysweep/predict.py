@@ -146,7 +146,7 @@ def _spec_from_run(info: Any, model_uri: str) -> InputSpec:
 
     from raysweep.config import DatasetSpec
     from raysweep.data import load_dataset
-    from raysweep.mlflow_read import parse_param
+    from raysweep.report.store import parse_param
 
     run_id = getattr(info, "run_id", None)
     if not run_id:

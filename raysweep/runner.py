@@ -126,14 +126,14 @@ def run_sweep(
         if tuner is not None:
             tuner.fit()
     except KeyboardInterrupt:
-        pass  # a second Ctrl-C: Tune stopped at once
+        pass  # Ctrl-C: the trials that did not end are marked killed below
     finally:
         interrupted = _mark_killed(writer, outcomes)
         writer.wait()  # every trial's data is in MLflow before the report reads it
         for out in outcomes.values():
             if isinstance(out.run_id, Future):
                 out.run_id = out.run_id.result()
-        _log_report(tracking_uri, spec, parent_id, console)
+        _log_report(writer, tracking_uri, spec, parent_id, console)
         faults.hold("report")
         _finish_parent(writer, parent_id, spec, outcomes, interrupted)
         errors = writer.flush()
@@ -184,15 +184,22 @@ def _start_parent(
     return parent_id
 
 
-def _log_report(tracking_uri: str, spec: SweepSpec, parent_id: str, console: Console) -> None:
-    """The sweep's summary tables and comparison plots, built from MLflow, on the parent run."""
+def _log_report(
+    writer: MlflowWriter, tracking_uri: str, spec: SweepSpec, parent_id: str, console: Console
+) -> None:
+    """The sweep's summary tables and comparison plots, built from MLflow, logged on the parent
+    run through the sweep's one writer."""
     import tempfile
 
-    from raysweep.mlflow_read import build_report
+    from raysweep.report.build import build_report
+    from raysweep.report.publish import stage
 
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            build_report(tracking_uri, spec.name, Path(tmp), parent_id, log=True)
+            _, report, _ = build_report(tracking_uri, spec.name, Path(tmp) / "report", parent_id)
+            files = stage(report.files, Path(tmp) / "logged")
+            writer.submit(writer.log_dir, parent_id, str(files))
+            writer.wait()  # the writer reads the files before their directory goes
     except Exception as exc:  # noqa: BLE001 - the sweep's results are safe; the report can wait
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         console.warn(

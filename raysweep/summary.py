@@ -1,5 +1,5 @@
 """The end-of-run summary from the driver's own record of its trials: one row per trial, best
-first, for the terminal (MLflow's copy, with plots, is built by raysweep.mlflow_read.build_report).
+first, for the terminal (MLflow's copy, with plots, is built by raysweep.report.build.build_report).
 """
 
 from __future__ import annotations
@@ -52,6 +52,6 @@ def summary_text(rows: list[dict], limit: int = 40) -> str:
     """The rows as the terminal table (the same formatting as `raysweep report`)."""
     import pandas as pd
 
-    from raysweep.analysis import text_table
+    from raysweep.report.text import text_table
 
     return text_table(pd.DataFrame(rows), limit=limit)

@@ -45,6 +45,11 @@ RAY_ENV = {
     "RAY_TRAIN_V2_ENABLED": "1",
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
+    # Ctrl-C stops the sweep at once (KeyboardInterrupt in `fit`): Tune's own handler would
+    # stop the trials "gracefully", marking them TERMINATED, which neither the recorder nor a
+    # restored Tune can tell from trials that ended; the state Tune saved last says RUNNING,
+    # so `--resume` continues them from their checkpoints.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
 # On a local Ray no node can be preempted: the watcher is one more process per trial.
 LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}

@@ -247,6 +247,11 @@ class MlflowWriter(WriteQueue):
         """A text artifact (sweep file, plan, error)."""
         self.client.log_text(run_id, text, artifact_file)
 
+    def log_dir(self, run_id: str, path: str) -> None:
+        """Every file of a local directory as artifacts at the root of the run (the sweep's
+        report); same-named artifacts are replaced, so a retry records nothing twice."""
+        self.client.log_artifacts(run_id, str(path))
+
     def reopen(self, run_id: str, tags: dict[str, str]) -> None:
         """A resumed trial's run is RUNNING again."""
         self.client.update_run(run_id, status="RUNNING")

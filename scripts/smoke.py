@@ -29,8 +29,9 @@ def inspect(spec: Path, uri: str) -> tuple[dict, list[str]]:
     from mlflow.tracking import MlflowClient
 
     from raysweep.config import load_spec
-    from raysweep.mlflow_read import export_table, find_parent, open_store
     from raysweep.plan import expand
+    from raysweep.report.export import export_table
+    from raysweep.report.store import find_parent, open_store
     from raysweep.tracking import trial_params
 
     sweep, _ = load_spec(spec, ())

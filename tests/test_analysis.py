@@ -1,4 +1,4 @@
-"""Tests for raysweep.analysis on hand-made sweeps: rows, mean/std over seeds, bands, plots."""
+"""Tests for raysweep.report on hand-made sweeps: rows, mean/std over seeds, bands, plots."""
 
 from __future__ import annotations
 
@@ -10,21 +10,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from raysweep.analysis import (
+from raysweep.report.build import write_report
+from raysweep.report.landscape import loss_bands, plot_loss_bands
+from raysweep.report.plots import plot_best_by_axis, plot_curves, plot_gap
+from raysweep.report.tables import (
     SweepData,
     best_row,
     grouped_summary,
     has_repeats,
-    loss_bands,
-    markdown_table,
-    plot_best_by_axis,
-    plot_curves,
-    plot_gap,
-    plot_loss_bands,
     summary_table,
-    text_table,
-    write_report,
 )
+from raysweep.report.text import markdown_table, text_table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LR = "train.optimizer.lr"
@@ -283,7 +279,7 @@ def test_mixed_axis_values_become_text(tmp_path: Path) -> None:
 
 
 def test_param_text_back_to_values() -> None:
-    from raysweep.mlflow_read import parse_param
+    from raysweep.report.store import parse_param
 
     assert parse_param("0.001") == 0.001 and parse_param("64") == 64
     assert parse_param("True") is True and parse_param("None") is None

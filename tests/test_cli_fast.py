@@ -69,17 +69,20 @@ def test_help(tmp_path: Path) -> None:
 
 
 def test_help_validate_and_plan_do_not_import_torch_or_ray(sweep_dir: Path) -> None:
+    """`raysweep --help`, every command's `--help`, `validate` and `plan` stay light."""
     code = (
         "import sys\n"
-        "from raysweep.cli import main\n"
-        "for args in (['--help'], ['plan', '--help'], ['validate', 'sweep.yaml'],\n"
+        "from raysweep.cli import cli, main\n"
+        "helps = [[name, '--help'] for name in sorted(cli.commands)]\n"
+        "for args in (['--help'], *helps, ['validate', 'sweep.yaml'],\n"
         "             ['plan', 'sweep.yaml'], ['plan', '--json', 'sweep.yaml'],\n"
         "             ['validate', 'bad.yaml']):\n"
         "    try:\n"
         "        main(args)\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "print('MODULES', 'torch' in sys.modules, 'ray' in sys.modules, 'mlflow' in sys.modules)\n"
+        "    except SystemExit as exc:\n"
+        "        print('EXIT', *args, exc.code)\n"
+        "heavy = ('torch', 'ray', 'mlflow', 'pandas', 'matplotlib')\n"
+        "print('HEAVY', *[m for m in heavy if m in sys.modules])\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -91,7 +94,10 @@ def test_help_validate_and_plan_do_not_import_torch_or_ray(sweep_dir: Path) -> N
     )
     assert proc.returncode == 0, proc.stderr
     assert "ok: sweep 'cli-test', 4 trials" in proc.stdout  # the commands really ran
-    assert proc.stdout.splitlines()[-1] == "MODULES False False False"
+    helped = {line.split()[1] for line in proc.stdout.splitlines() if line.endswith("--help 0")}
+    commands = {"validate", "plan", "run", "models", "report", "best", "predict", "export"}
+    assert helped >= commands, proc.stdout
+    assert proc.stdout.splitlines()[-1] == "HEAVY", proc.stdout
 
 
 def test_validate_ok(sweep_dir: Path) -> None:
@@ -225,6 +231,113 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_main(["--version"], capsys)
     assert code == 0
     assert "0.1.0" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["--bogus", "validate"], "Usage: raysweep [OPTIONS] COMMAND [ARGS]..."),
+        (["validate", "--bogus", "x.yaml"], "Usage: raysweep validate [OPTIONS] SPEC"),
+        (["nope"], "Usage: raysweep [OPTIONS] COMMAND [ARGS]..."),
+    ],
+)
+def test_usage_errors_print_the_usage_line_then_one_error_line(
+    args: list[str], usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(args, capsys)
+    assert (code, out) == (2, "")
+    first, second = err.splitlines()
+    assert first == usage
+    assert second.startswith("raysweep: error: ")
+    assert "--bogus" in second or "'nope'" in second
+
+
+def test_ctrl_c_exits_130(
+    sweep_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import raysweep.commands
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(raysweep.commands, "run_validate", interrupted)
+    code, out, err = run_main(["validate", str(sweep_dir / "sweep.yaml")], capsys)
+    assert (code, out, err) == (130, "", "\nraysweep: interrupted\n")
+
+
+def test_user_error_shows_itself_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Library code raises it; click's standalone mode calls `show` and exits `exit_code`."""
+    import pickle
+
+    import click
+
+    from raysweep.errors import ConfigError, UserError
+
+    exc = ConfigError("sweep.yaml: train.epochs: must be > 0")
+    assert isinstance(exc, click.ClickException) and isinstance(exc, UserError)
+    assert exc.exit_code == 2 and str(exc) == "sweep.yaml: train.epochs: must be > 0"
+    exc.show()
+    assert capsys.readouterr() == ("", "raysweep: error: sweep.yaml: train.epochs: must be > 0\n")
+    again = pickle.loads(pickle.dumps(exc))  # Ray ships errors between processes
+    assert type(again) is ConfigError and str(again) == str(exc)
+
+
+# ---- run, with the sweep itself faked (no Ray, no MLflow) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "exit_code"),
+    [
+        (["finished", "stopped", "diverged", "early_stopped"], 0),
+        (["finished", "failed", "finished", "finished"], 1),
+        (["finished", "failed", "killed", "killed"], 130),
+    ],
+)
+def test_run_prints_how_the_sweep_ended_and_exits_with_its_code(
+    statuses: list[str],
+    exit_code: int,
+    sweep_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import raysweep.runner
+    import raysweep.tracking
+    from raysweep.plan import Trial
+    from raysweep.sweep import RunOptions, TrialOutcome
+
+    seen: dict[str, object] = {}
+
+    def fake_run_sweep(
+        sweep: object, trials: list[Trial], text: str, options: RunOptions, console: object
+    ) -> dict[str, TrialOutcome]:
+        seen.update(options=options, text=text)
+        return {
+            t.trial_id: TrialOutcome(t, status=s, error="Traceback\nValueError: boom")
+            for t, s in zip(trials, statuses, strict=True)
+        }
+
+    monkeypatch.setattr(raysweep.runner, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(raysweep.tracking, "experiment_id_for", lambda uri, name: "7")
+    spec = str(sweep_dir / "sweep.yaml")
+    args = ["--debug", "run", spec, "--set", "train.epochs=3", "--tracking-uri", "sqlite:///m.db"]
+    code, out, err = run_main(args, capsys)
+    assert (code, err) == (exit_code, "")
+    options = seen["options"]
+    assert isinstance(options, RunOptions)
+    assert options.debug and options.tracking_uri == "sqlite:///m.db"
+    assert seen["text"] == SWEEP
+    lines = out.splitlines()
+    assert lines[0] == "" and lines[1].startswith("trial_id  status")
+    failed = [line for line in lines if line.startswith("raysweep: trial ")]
+    listed = "raysweep: trial t001 (lenet lr=0.01) failed: ValueError: boom"
+    assert failed == ([listed] if code else [])
+    results = next(i for i, line in enumerate(lines) if "results in MLflow" in line)
+    assert lines[results - 1] == ""
+    assert lines[results].endswith("/#/experiments/7?workflowType=machine_learning")
+    resume = f"finish them with: raysweep run {spec} --set train.epochs=3 --resume"
+    assert lines[results + 1 :] == (
+        [f"raysweep: interrupted: 2 trials unfinished; {resume}"] if code == 130 else []
+    )
 
 
 # ---- models (imports torch; in-process so once) -----------------------------------------------

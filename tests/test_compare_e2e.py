@@ -80,8 +80,8 @@ def report_dir(cli_sweep: dict, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def test_summary_rows_equal_the_mlflow_runs(cli_sweep: dict) -> None:
-    from raysweep.analysis import summary_table
-    from raysweep.mlflow_read import read_sweep
+    from raysweep.report.read import read_sweep
+    from raysweep.report.tables import summary_table
 
     sweep = read_sweep(cli_sweep["uri"], EXPERIMENT)
     table = summary_table(sweep)
@@ -156,7 +156,7 @@ def _digits_test_set(run) -> tuple[np.ndarray, np.ndarray]:
     """The trial's test split, rebuilt from its dataset params (uint8 N x 1 x 32 x 32)."""
     from raysweep.config import DatasetSpec
     from raysweep.data import load_dataset
-    from raysweep.mlflow_read import parse_param
+    from raysweep.report.store import parse_param
 
     fields = {
         k.removeprefix("dataset."): parse_param(v)
@@ -175,8 +175,8 @@ def test_logged_model_reproduces_its_accuracy_and_predict_agrees(
     import torch
     from PIL import Image
 
-    from raysweep.mlflow_read import best_run
     from raysweep.predict import load_model, normalize
+    from raysweep.report.best import best_run
 
     best = best_run(cli_sweep["uri"], EXPERIMENT)
     model, spec = load_model(best.model_uri, cli_sweep["uri"])
@@ -265,7 +265,7 @@ def test_user_errors(cli_sweep: dict, tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text("not an image")
     code, _, err = _cli(["predict", "runs:/0123456789abcdef/model", str(bad), *uri], capsys)
     assert code == 2 and "raysweep: error: cannot load model" in err
-    from raysweep.mlflow_read import best_run
+    from raysweep.report.best import best_run
 
     model_uri = best_run(cli_sweep["uri"], EXPERIMENT).model_uri
     code, _, err = _cli(["predict", model_uri, str(bad), *uri], capsys)

@@ -23,7 +23,10 @@ from raysweep.data import (
     MNIST_FILES,
     cache_path,
     channel_stats,
+    get_format,
+    list_datasets,
     load_dataset,
+    register_dataset,
     shard,
 )
 from raysweep.errors import DatasetError, UserError
@@ -646,3 +649,81 @@ def test_heavy_dependencies_are_imported_lazily() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert data_module.__doc__
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _schema_names() -> set[str]:
+    """The dataset names the sweep-file schema accepts (`dataset.name`)."""
+    from typing import get_args
+
+    return set(get_args(DatasetSpec.model_fields["name"].annotation)) if DatasetSpec else set()
+
+
+@pytest.mark.skipif(DatasetSpec is None, reason="raysweep.config is not importable")
+@pytest.mark.parametrize("name", sorted(set(list_datasets()) | _schema_names()))
+def test_registry_and_config_schema_know_the_same_datasets(name) -> None:
+    assert name in list_datasets(), f"the config accepts {name!r} but no format registers it"
+    assert name in _schema_names(), f"{name!r} is registered but the config schema refuses it"
+    DatasetSpec(name=name, path="anything")  # the schema's own checks accept it
+    fmt = get_format(name)
+    assert fmt.name == name
+    unknown = set(fmt.cache_fields) - set(DatasetSpec.model_fields)
+    assert not unknown, f"{name!r} keys its cache on fields the spec lacks: {unknown}"
+
+
+def test_every_format_module_registers_a_dataset() -> None:
+    import pkgutil
+
+    from raysweep.data import formats
+
+    registering = {get_format(name).decode.__module__ for name in list_datasets()}
+    for module in pkgutil.iter_modules(formats.__path__):
+        assert f"{formats.__name__}.{module.name}" in registering, module.name
+
+
+def test_a_registered_format_loads_and_caches(tmp_path, monkeypatch) -> None:
+    from raysweep.data import registry
+    from raysweep.data.spec import target_size
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register_dataset("plain_test", cache_fields=("num_classes",), default_image_size=8)
+    def decode(spec: Any) -> Any:
+        size = target_size(spec)
+        x = torch.zeros(spec.num_classes * 2, 1, size, size, dtype=torch.uint8)
+        y = torch.arange(spec.num_classes * 2) % spec.num_classes
+        return x, y, x, y, [f"c{i}" for i in range(spec.num_classes)]
+
+    spec = types.SimpleNamespace(
+        **{**_DEFAULTS, "name": "plain_test", "num_classes": 3, "cache_dir": str(tmp_path)}
+    )
+    data = load_dataset(spec)
+    assert "plain_test" in list_datasets()
+    assert data.x_train.shape == (6, 1, 8, 8) and data.classes == ["c0", "c1", "c2"]
+    assert os.listdir(tmp_path) == [cache_path(spec).name]
+    assert cache_path(spec).name.startswith("plain_test-")
+    assert cache_path(types.SimpleNamespace(**{**vars(spec), "num_classes": 4})) != cache_path(spec)
+    assert cache_path(types.SimpleNamespace(**{**vars(spec), "num_train": 4})) == cache_path(spec)
+    with pytest.raises(ValueError, match="already registered"):
+        register_dataset("plain_test")(decode)
+
+
+def test_unknown_dataset_lists_the_registered_names(tmp_path) -> None:
+    spec = types.SimpleNamespace(**{**_DEFAULTS, "name": "imagenet", "cache_dir": str(tmp_path)})
+    with pytest.raises(DatasetError) as excinfo:
+        load_dataset(spec)
+    assert all(name in str(excinfo.value) for name in list_datasets())
+
+
+def test_every_format_imports_heavy_dependencies_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, raysweep.data; raysweep.data.list_datasets(); "
+        "print([m for m in ('torchvision', 'sklearn', 'PIL') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

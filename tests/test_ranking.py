@@ -9,9 +9,9 @@ import io
 import pandas as pd
 import pytest
 
-from raysweep.analysis import best_row, sort_rows
 from raysweep.progress import Console
 from raysweep.ranking import UNRANKED_STATUSES, best, rank_value
+from raysweep.report.tables import best_row, sort_rows
 from raysweep.summary import best_outcome, summary_rows
 from tests.test_summary import finished, outcome
 
