@@ -13,10 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from raysweep.records import CheckpointState
 from raysweep.storage import STATE_FILE, filesystem, load_state_file
 
 
-def load_state(checkpoint_path: str) -> dict[str, Any]:
+def load_state(checkpoint_path: str) -> CheckpointState:
     """The checkpoint dict of a trial (`<checkpoint>/state.pt`), on local disk or a URI."""
     fs, path = filesystem(checkpoint_path)
     with fs.open_input_stream(f"{path}/{STATE_FILE}") as stream:

@@ -24,16 +24,6 @@ from pydantic import (
 
 from raysweep.errors import ConfigError
 
-METRICS = (
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "gap",
-    "lr",
-    "epoch_time_s",
-    "images_per_s",
-)
 RankMetric = Literal["test_acc", "test_loss", "train_acc", "train_loss", "gap"]
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from raysweep.records import TrialStatus
+
 if TYPE_CHECKING:
     from raysweep.config import SweepSpec
-    from raysweep.sweep import TrialOutcome
+    from raysweep.records import TrialOutcome
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -57,8 +59,8 @@ def summarize(
     from raysweep.summary import summary_rows, summary_text
 
     outcomes = list(outcomes)
-    failed = [o for o in outcomes if o.status == "failed"]
-    killed = [o for o in outcomes if o.status == "killed"]
+    failed = [o for o in outcomes if o.status == TrialStatus.FAILED]
+    killed = [o for o in outcomes if o.status == TrialStatus.KILLED]
     lines = ["", summary_text(summary_rows(outcomes, metric, goal))]
     for out in failed:
         lines.append(

@@ -12,7 +12,7 @@ from raysweep.resources import concurrency, local_cluster, placement_problems, r
 def _cluster(address: str | None) -> tuple[dict[str, float], str]:
     if not address:
         return local_cluster(), "this machine"
-    from raysweep.sweep import init_ray
+    from raysweep.ray_session import init_ray
 
     return init_ray(address, debug=False), f"the cluster at {address}"
 

@@ -7,14 +7,13 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from raysweep.ranking import rank_value
+from raysweep.records import TrialStatus
 
 if TYPE_CHECKING:
     from raysweep.config import SweepSpec
     from raysweep.plan import Trial
+    from raysweep.records import TrialOutcome
     from raysweep.resources import TrialResources
-    from raysweep.sweep import TrialOutcome
-
-_DONE = ("finished", "stopped", "early_stopped", "diverged", "failed", "killed")
 
 
 class Console:
@@ -61,8 +60,8 @@ class Console:
         self.say(f"raysweep: tracking {tracking_uri} (experiment id {experiment_id})")
 
     def _counts(self, outcomes: dict[str, TrialOutcome]) -> str:
-        done = sum(o.status in _DONE for o in outcomes.values())
-        running = sum(o.status == "running" for o in outcomes.values())
+        done = sum(o.status.ended or o.status == TrialStatus.KILLED for o in outcomes.values())
+        running = sum(o.status == TrialStatus.RUNNING for o in outcomes.values())
         best = self._best(outcomes)
         text = f"{done}/{self.total} done, {running} running"
         if best:
@@ -109,7 +108,7 @@ class Console:
     def trial_done(self, out: TrialOutcome, outcomes: dict[str, TrialOutcome]) -> None:
         """A trial ended, however it ended."""
         m = out.metrics
-        if out.status == "failed":
+        if out.status == TrialStatus.FAILED:
             first = (out.error or "").strip().splitlines()
             reason = first[-1] if first else "unknown error"
             self._event(f"{out.trial.trial_id} FAILED    {reason[:200]}")

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
-UNRANKED_STATUSES = frozenset({"failed", "diverged", "killed"})
+from raysweep.records import UNRANKED as UNRANKED_STATUSES
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from ray import tune
 
 from raysweep import faults
 from raysweep.progress import Console
-from raysweep.sweep import TrialOutcome
-from raysweep.tracking import TAG_STATUS, TAG_TRIAL, MlflowWriter
+from raysweep.records import FINAL_KEYS, TAG_STATUS, TAG_TRIAL, TrialOutcome, TrialStatus
+from raysweep.tracking import MlflowWriter
 
 _CURRENT: list[SweepRecorder] = []
 
@@ -62,7 +62,7 @@ class SweepRecorder(tune.Callback):
         trial.max_failures = out.trial.config.train.max_failures
         if not (out.failures and out.started):  # a retried trial's duration counts from its start
             out.started = time.time()
-        out.status = "running"
+        out.status = TrialStatus.RUNNING
         self._ensure_run(out)
         self.console.trial_started(out)
 
@@ -73,7 +73,7 @@ class SweepRecorder(tune.Callback):
             TAG_TRIAL: t.trial_id,
             "raysweep.studies": ",".join(t.studies),
             "raysweep.fingerprint": t.fingerprint,
-            TAG_STATUS: "running",
+            TAG_STATUS: TrialStatus.RUNNING,
         }
         if out.run_id is None:
             config = t.config.model_dump(mode="json")
@@ -131,7 +131,7 @@ class SweepRecorder(tune.Callback):
         if out is None:
             return
         out.status = _ended_status(out.metrics)
-        self._close(out, "FINISHED")
+        self._close(out)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Record the trials Tune says ended that no Tune event told this recorder about.
@@ -144,7 +144,7 @@ class SweepRecorder(tune.Callback):
 
         for trial in trials:
             out = self.outcomes[trial.config["trial"]["trial_id"]]
-            if out.recorded or out.status not in ("pending", "running"):
+            if out.recorded or out.status.ended:
                 continue
             if trial.status == trial.ERROR:
                 self.record_ended(out, {}, error=error_text(trial))
@@ -177,15 +177,15 @@ class SweepRecorder(tune.Callback):
             out.metrics = dict(metrics)
         out.checkpoint_path = checkpoint_path or out.checkpoint_path
         if error is not None:
-            out.status, out.error = "failed", error
+            out.status, out.error = TrialStatus.FAILED, error
             self.writer.submit(self.writer.log_text, out.run_id, error, "error.txt")
-            self._close(out, "FAILED")
+            self._close(out)
             return
         if out.run_id and metrics:
             tags = {f"raysweep.{k}": metrics.get(k, "") for k in ("node_id", "host", "device")}
             self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
         out.status = _ended_status(out.metrics)
-        self._close(out, "FINISHED")
+        self._close(out)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial's process failed or died and Tune restarts it from its newest checkpoint."""
@@ -200,19 +200,18 @@ class SweepRecorder(tune.Callback):
         out = self._outcome(trial)
         if out is None:
             return
-        out.status = "failed"
+        out.status = TrialStatus.FAILED
         out.error = error_text(trial)
         if out.run_id:
             self.writer.submit(self.writer.log_text, out.run_id, out.error, "error.txt")
-        self._close(out, "FAILED")
+        self._close(out)
 
-    def _close(self, out: TrialOutcome, mlflow_status: str) -> None:
+    def _close(self, out: TrialOutcome) -> None:
         out.ended = time.time()
         m = out.metrics
         if out.run_id:
             self.writer.submit(faults.hold, "trial_ended", out.trial.trial_id)
-            keys = ("best_test_acc", "best_epoch", "stopped_early", "diverged")
-            final = {k: m[k] for k in keys if k in m}
+            final = {k: m[k] for k in FINAL_KEYS if k in m}
             tags = {"raysweep.epochs_run": m.get("epoch", 0)}
             self.writer.submit(self.writer.log_final, out.run_id, final, tags)
             if out.checkpoint_path:
@@ -225,19 +224,19 @@ class SweepRecorder(tune.Callback):
                 )
             # The status tag last: `--resume` takes a run that has it as completely recorded.
             self.writer.submit(self.writer.log_final, out.run_id, {}, {TAG_STATUS: out.status})
-            self.writer.submit(self.writer.end, out.run_id, mlflow_status)
+            self.writer.submit(self.writer.end, out.run_id, out.status.mlflow_status)
         self.console.trial_done(out, self.outcomes)
 
 
-def _ended_status(m: dict[str, Any]) -> str:
+def _ended_status(m: dict[str, Any]) -> TrialStatus:
     """How a trial that ended without an error ended, from its last result."""
     if m.get("diverged"):
-        return "diverged"
+        return TrialStatus.DIVERGED
     if m.get("stopped_early"):
-        return "early_stopped"
+        return TrialStatus.EARLY_STOPPED
     if m and not m.get("is_last_epoch"):
-        return "stopped"
-    return "finished"
+        return TrialStatus.STOPPED
+    return TrialStatus.FINISHED
 
 
 def error_text(trial: Any) -> str:

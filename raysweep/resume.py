@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 from raysweep.errors import UserError
 from raysweep.plan import Trial
-from raysweep.sweep import TrialOutcome
-from raysweep.tracking import TAG_STATUS, TAG_TRIAL, MlflowWriter
-
-_ENDED = ("finished", "stopped", "early_stopped", "diverged", "failed")
+from raysweep.records import TAG_STATUS, TAG_TRIAL, TrialOutcome, TrialStatus
+from raysweep.tracking import MlflowWriter
 
 
 @dataclass
@@ -68,11 +66,10 @@ def restore_outcomes(
         history = writer.client.get_metric_history(out.run_id, "test_acc")
         out.last_epoch = max((m.step for m in history), default=0)
         status = child.data.tags.get(TAG_STATUS, "")
-        if status in _ENDED:
-            out.status, out.recorded = status, True
+        if status in {s.value for s in TrialStatus} and TrialStatus(status).ended:
+            out.status, out.recorded = TrialStatus(status), True
             if child.info.status == "RUNNING":  # the driver died between the tag and the end
-                ended = "FAILED" if status == "failed" else "FINISHED"
-                writer.submit(writer.end, out.run_id, ended)
+                writer.submit(writer.end, out.run_id, out.status.mlflow_status)
             out.metrics = {**child.data.metrics, "epoch": out.last_epoch, "is_last_epoch": 1}
             out.started = child.info.start_time / 1000
             out.ended = (child.info.end_time or child.info.start_time) / 1000

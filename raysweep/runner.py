@@ -15,19 +15,17 @@ from raysweep import faults
 from raysweep.config import SweepSpec
 from raysweep.plan import Trial
 from raysweep.progress import Console
+from raysweep.ray_session import check_storage_reach, init_ray, storage_uri
+from raysweep.records import TAG_STATUS, SweepStatus, TrialOutcome, TrialStatus
 from raysweep.resources import TrialResources
 from raysweep.sweep import (
     RunOptions,
-    TrialOutcome,
     build_tuner,
-    check_storage_reach,
     experiment_dir_name,
-    init_ray,
     plan_resources,
     restore_tuner,
-    storage_uri,
 )
-from raysweep.tracking import TAG_STATUS, MlflowWriter, resolve_tracking_uri
+from raysweep.tracking import MlflowWriter, resolve_tracking_uri
 
 
 def check_datasets(trials: list[Trial]) -> dict[str, Any]:
@@ -102,7 +100,7 @@ def run_sweep(
         parent_id, experiment_dir = previous.parent_id, previous.experiment_dir
         storage = storage_uri(options.storage or previous.storage)
         outcomes = restore_outcomes(writer, parent_id, trials)
-        writer.submit(writer.reopen, parent_id, {"raysweep.status": "running"})
+        writer.submit(writer.reopen, parent_id, {TAG_STATUS: SweepStatus.RUNNING})
     else:
         experiment_dir = experiment_dir_name(spec)
         parent_id = _start_parent(writer, spec, trials, sweep_text, req, storage, experiment_dir)
@@ -146,11 +144,11 @@ def _mark_killed(writer: MlflowWriter, outcomes: dict[str, TrialOutcome]) -> boo
     """Mark the trials that did not end KILLED (Ctrl-C, or Tune stopped); True if any."""
     killed = False
     for out in outcomes.values():
-        if out.status in ("pending", "running"):
+        if not out.status.ended:
             killed = True
-            out.status = "killed"
+            out.status = TrialStatus.KILLED
             if out.run_id:
-                writer.submit(writer.log_final, out.run_id, {}, {TAG_STATUS: "killed"})
+                writer.submit(writer.log_final, out.run_id, {}, {TAG_STATUS: out.status})
                 writer.submit(writer.end, out.run_id, "KILLED")
     return killed
 
@@ -219,7 +217,7 @@ def _finish_parent(
 
     best = best_outcome(list(outcomes.values()), spec.sweep.metric, spec.sweep.goal)
     final: dict[str, float] = {}
-    tags = {"raysweep.status": "interrupted" if interrupted else "done"}
+    tags = {TAG_STATUS: SweepStatus.INTERRUPTED if interrupted else SweepStatus.DONE}
     if best is not None and best.run_id:
         tags["raysweep.best_run_id"] = best.run_id
         tags["raysweep.best_trial"] = best.trial.trial_id
@@ -228,6 +226,6 @@ def _finish_parent(
         )
         writer.submit(writer.log_final, best.run_id, {}, {"raysweep.best": "true"})
     writer.submit(writer.log_final, parent_id, final, tags)
-    failed = any(o.status in ("failed", "killed") for o in outcomes.values())
+    failed = any(o.status in (TrialStatus.FAILED, TrialStatus.KILLED) for o in outcomes.values())
     status = "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")
     writer.submit(writer.end, parent_id, status)

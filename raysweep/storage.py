@@ -11,7 +11,10 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from raysweep.records import CheckpointState
 
 STATE_FILE = "state.pt"  # a checkpoint's content: model, optimizer, history, ... (torch.save)
 
@@ -35,7 +38,7 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     draft.replace(path)
 
 
-def load_state_file(source: Path | bytes) -> dict[str, Any]:
+def load_state_file(source: Path | bytes) -> CheckpointState:
     """A checkpoint dict from `state.pt` (a path or its bytes), loaded as data only.
 
     `weights_only=True`: tensors, numbers, strings and containers, nothing that runs code, so a

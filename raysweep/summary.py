@@ -8,7 +8,7 @@ from typing import Any
 
 from raysweep.plan import format_value, swept_params
 from raysweep.ranking import best, ranked
-from raysweep.sweep import TrialOutcome
+from raysweep.records import TrialOutcome
 
 _FINAL = ("test_acc", "train_acc", "test_loss", "gap")
 

@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from raysweep import faults
-from raysweep.config import METRICS as METRIC_KEYS
 from raysweep.errors import UserError
+from raysweep.records import EPOCH_METRICS, TAG_TRIAL
 from raysweep.write_queue import WriteQueue, outage_reason
 
-TAG_TRIAL = "raysweep.trial_id"
-TAG_STATUS = "raysweep.status"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # MLflow's own HTTP retries default to 7 with exponential backoff and a 120 s timeout: minutes
 # per request while a server is down, during which the writer could neither report the outage
@@ -217,7 +215,7 @@ class MlflowWriter(WriteQueue):
         now = int(time.time() * 1000)
         batch = [
             Metric(k, float(metrics[k]), now, step)
-            for k in METRIC_KEYS
+            for k in EPOCH_METRICS
             if isinstance(metrics.get(k), int | float)
         ]
         if self.retrying():

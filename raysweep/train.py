@@ -29,8 +29,9 @@ from raysweep.earlystop import EarlyStopper
 from raysweep.losses import build_loss
 from raysweep.models import create_model
 from raysweep.optim import build_optimizer, build_schedule
+from raysweep.records import CheckpointState
 
-Report = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
+Report = Callable[[dict[str, Any], "CheckpointState | None"], None]
 
 
 @dataclass
@@ -151,7 +152,7 @@ def train_trial(
     config: TrialConfig,
     env: WorkerEnv,
     report: Report,
-    resume: dict[str, Any] | None = None,
+    resume: CheckpointState | None = None,
     data: ImageData | None = None,
 ) -> dict[str, Any]:
     """Train one trial for its epochs (from `resume` if given); returns the last metrics."""
@@ -270,7 +271,7 @@ def train_trial(
             "world_size": env.world_size,
         }
         history.append(epoch_metrics)
-        state = None
+        state: CheckpointState | None = None
         if env.rank == 0:
             losses = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
             step_log.extend((epoch + 1, lr, value) for value in losses)

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from raysweep import faults
+from raysweep.records import CheckpointState, RunSettings, TrialPayload
 from raysweep.storage import STATE_FILE, filesystem, load_state_file, write_atomic
 
 EPOCH_FILE = "epoch"  # beside state.pt: which epoch a checkpoint holds, without loading it
 
 
-def _resume_state(*checkpoints: Any) -> dict[str, Any] | None:
+def _resume_state(*checkpoints: Any) -> CheckpointState | None:
     """The checkpoint dict to go on from: the first of `checkpoints` (newest first) that loads.
 
     None on a trial's first start. A checkpoint whose `state.pt` cannot be read (cut short by
@@ -46,7 +47,7 @@ def _reporter(report: Callable[..., None], checkpoint_cls: Any, trial_id: str = 
     """`train_trial`'s report function over Ray's `report(metrics, checkpoint=...)`."""
     import torch
 
-    def send(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+    def send(metrics: dict[str, Any], state: CheckpointState | None) -> None:
         if state is None:
             report(metrics, checkpoint=None)
             return
@@ -172,7 +173,7 @@ def checkpoints_newest_first(fs: Any, trial_dir: str) -> list[Any]:
     return [tune.Checkpoint(path, filesystem=fs) for _, path in sorted(found, reverse=True)]
 
 
-def train_inline(trial: dict[str, Any], run: dict[str, Any]) -> None:
+def train_inline(trial: dict[str, Any], run: RunSettings) -> None:
     """A one-worker trial trained in the Tune trial's own process (no worker group).
 
     Same loop, metrics and checkpoints as a Ray Train worker; Tune keeps the checkpoints and
@@ -230,7 +231,7 @@ def trainer_class() -> type:
     return SweepTrainer
 
 
-def train_with_workers(trial: dict[str, Any], run: dict[str, Any]) -> None:
+def train_with_workers(trial: dict[str, Any], run: RunSettings) -> None:
     """One TorchTrainer run for the trial, named `<experiment>-train/<trial id>` so that a
     resumed sweep's trainer finds the trial's checkpoints again."""
     import ray.train
@@ -269,7 +270,7 @@ def train_with_workers(trial: dict[str, Any], run: dict[str, Any]) -> None:
     _mark_done(fs, trial_dir, dict(result.metrics or {}), checkpoint)
 
 
-def trial_driver(tune_config: dict[str, Any]) -> None:
+def trial_driver(tune_config: TrialPayload) -> None:
     """Tune trainable: train the trial inline or through a TorchTrainer worker group."""
     faults.announce("trial", tune_config["trial"]["trial_id"])
     if tune_config["run"]["inline"]:

@@ -303,7 +303,8 @@ def test_run_prints_how_the_sweep_ended_and_exits_with_its_code(
     import raysweep.runner
     import raysweep.tracking
     from raysweep.plan import Trial
-    from raysweep.sweep import RunOptions, TrialOutcome
+    from raysweep.records import TrialOutcome
+    from raysweep.sweep import RunOptions
 
     seen: dict[str, object] = {}
 

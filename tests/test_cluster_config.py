@@ -270,7 +270,7 @@ def test_head_environment_makes_raysweep_run_need_no_flags(head_setup: str, tmp_
 
     storage = next(p for p in run.params if p.name == "storage")
     assert storage.envvar == "RAYSWEEP_STORAGE"
-    source = (ROOT / "raysweep" / "sweep.py").read_text()
+    source = (ROOT / "raysweep" / "ray_session.py").read_text()
     assert 'os.environ.get("RAY_ADDRESS")' in source
     assert "MLFLOW_TRACKING_URI" in (ROOT / "raysweep" / "tracking.py").read_text()
 

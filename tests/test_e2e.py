@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from raysweep.config import METRICS
+from raysweep.records import EPOCH_METRICS as METRICS
 from tests.conftest import start_cli
 from tests.holds import Holds, kill_session
 

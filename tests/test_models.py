@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from raysweep.models import (
     model_kwargs,
     register_model,
     registry,
+    signatures,
 )
 
 MODELS = list_models()
@@ -100,20 +103,87 @@ def test_nn_activations_and_dropout() -> None:
 
 
 def test_duplicate_registration_raises() -> None:
-    def lenet(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> None:
+    def lenet(*, in_channels: int, num_classes: int, image_size: int) -> None:
         """seed 999: a clash."""
 
     with pytest.raises(ValueError, match="already registered"):
         register_model(lenet)
 
 
-def test_registration_rules() -> None:
-    def no_standard(num_classes: int = 10) -> None:
-        """seed 999."""
+def _no_standard(*, num_classes: int) -> None:
+    """seed 999."""
 
-    with pytest.raises(ValueError, match="standard kwargs"):
-        register_model(no_standard)
-    assert "no_standard" not in list_models()
+
+def _positional(in_channels: int, *, num_classes: int, image_size: int) -> None:
+    """seed 999."""
+
+
+def _variadic(*, in_channels: int, num_classes: int, image_size: int, **kw: int) -> None:
+    """seed 999."""
+
+
+def _standard_default(*, in_channels: int = 3, num_classes: int, image_size: int) -> None:
+    """seed 999."""
+
+
+def _own_without_default(*, in_channels: int, num_classes: int, image_size: int, w: int) -> None:
+    """seed 999."""
+
+
+def _undocumented(*, in_channels: int, num_classes: int, image_size: int) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (_no_standard, "lacks the standard kwargs"),
+        (_positional, "'in_channels' must be keyword-only"),
+        (_variadic, "no \\*args/\\*\\*kwargs"),
+        (_standard_default, "'in_channels' takes no default"),
+        (_own_without_default, "'w' needs a default"),
+        (_undocumented, "needs a docstring"),
+    ],
+)
+def test_registration_rules(factory: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        register_model(factory)  # type: ignore[arg-type]
+    assert factory.__name__ not in list_models()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("source", "match"),
+    [
+        ("def m(*, in_channels, num_classes, image_size, w=len('ab')): ...", "not a literal"),
+        ("def m(in_channels, num_classes, image_size): ...", "must be keyword-only"),
+        ("def m(*, in_channels, num_classes, image_size, w): ...", "'w' needs a default"),
+    ],
+)
+def test_catalog_read_applies_the_same_rules(source: str, match: str) -> None:
+    """The ast read of a family module and the live signature go through one set of rules."""
+    node = ast.parse(source).body[0]
+    assert isinstance(node, ast.FunctionDef)
+    with pytest.raises(ValueError, match=match):
+        signatures.own_kwargs(node.name, signatures._params_from_ast(node))
+
+
+def test_family_factory_must_match_the_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A family-module factory the ast read misses, or reads differently, does not register."""
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+
+    def lenet(*, in_channels: int, num_classes: int, image_size: int, dropout: float = 0.3) -> None:
+        """seed 999: a lenet whose default differs from the source's."""
+
+    def hidden(*, in_channels: int, num_classes: int, image_size: int) -> None:
+        """seed 999: registered by a call, where the ast read cannot see it."""
+
+    for factory in (lenet, hidden):
+        factory.__module__ = "raysweep.models.lenet"
+    with pytest.raises(ValueError, match="differs from the catalog"):
+        register_model(lenet)
+    with pytest.raises(ValueError, match="not in the catalog"):
+        register_model(hidden)
+    assert registry._REGISTRY == {}
 
 
 def test_unknown_model() -> None:
@@ -149,6 +219,8 @@ def test_unknown_kwarg() -> None:
         ("alexnet", {"dropout": 1.5}, "dropout"),
         ("lenet", {"image_size": 8}, "too small"),
         ("vgg", {"in_channels": 0}, "in_channels must be a positive integer"),
+        ("vgg", {"image_size": 4}, "image_size 4 is too small for 3 max-pools"),
+        ("nn", {"dropout": 1.5}, "dropout must be in"),
     ],
 )
 def test_bad_values(name: str, kwargs: dict[str, object], match: str) -> None:
@@ -162,16 +234,49 @@ def test_check_model_kwargs_is_torch_free_validation() -> None:
         check_model_kwargs("nn", {"hidden": [8]})
 
 
-def test_catalog_matches_signatures() -> None:
-    """The ast-read catalog and the registered factories' signatures can never drift."""
-    cat = catalog()
-    assert list(cat) == MODELS
-    for name in MODELS:
-        params = inspect.signature(registry._REGISTRY[name]).parameters
-        own = {k: p.default for k, p in params.items() if k not in registry.STANDARD_KWARGS}
-        assert cat[name] == own, name
-        assert model_kwargs(name) == own
-        assert all(k in params for k in registry.STANDARD_KWARGS)
+def test_catalog_lists_every_registered_model() -> None:
+    assert list(catalog()) == MODELS
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_catalog_is_the_live_signature(name: str) -> None:
+    """The torch-free catalog equals each factory's live signature, read here independently."""
+    params = inspect.signature(registry._REGISTRY[name].factory).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    standard = {k: p.default for k, p in params.items() if k in registry.STANDARD_KWARGS}
+    assert standard == dict.fromkeys(registry.STANDARD_KWARGS, inspect.Parameter.empty)
+    own = {k: p.default for k, p in params.items() if k not in registry.STANDARD_KWARGS}
+    assert catalog()[name] == own
+    assert model_kwargs(name) == own
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_description_serves_both_checks(name: str) -> None:
+    """create_model checks against the very dict the torch-free validation reads."""
+    assert registry._REGISTRY[name].kwargs is signatures.read_catalog()[name]
+    assert registry._description(name) is signatures.read_catalog()[name]
+
+
+FAMILY_CLASSES = sorted(
+    {
+        (obj.__module__.rsplit(".", 1)[1], obj.__name__): obj
+        for module in registry.FAMILY_MODULES
+        for obj in vars(importlib.import_module(f"raysweep.models.{module}")).values()
+        if isinstance(obj, type)
+        and issubclass(obj, torch.nn.Module)
+        and obj.__module__.startswith("raysweep.models.")
+    }.items()
+)
+
+
+@pytest.mark.parametrize(
+    "cls", [c for _, c in FAMILY_CLASSES], ids=[".".join(k) for k, _ in FAMILY_CLASSES]
+)
+def test_builders_take_keyword_only_arguments(cls: type[torch.nn.Module]) -> None:
+    """Every model class's ``__init__`` takes its arguments by name (no positional flags)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert params, cls
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params), cls
 
 
 def test_catalog_is_a_copy() -> None:
@@ -205,7 +310,7 @@ def test_register_outside_the_family_modules() -> None:
     """A model registered from user code is buildable (the torch-free catalog omits it)."""
 
     def tiny_test_model(
-        in_channels: int = 3, num_classes: int = 10, image_size: int = 32, width: int = 4
+        *, in_channels: int, num_classes: int, image_size: int, width: int = 4
     ) -> torch.nn.Module:
         """seed 999: a test-only model."""
         return torch.nn.Sequential(
@@ -222,5 +327,8 @@ def test_register_outside_the_family_modules() -> None:
         with pytest.raises(UnknownModelError, match="takes no argument 'depth'"):
             create_model("tiny_test_model", depth=2)
         assert "tiny_test_model" not in catalog()
+        assert model_kwargs("tiny_test_model") == {"width": 4}
+        with pytest.raises(UnknownModelError, match="width must be an integer"):
+            check_model_kwargs("tiny_test_model", {"width": 2.5})
     finally:
         del registry._REGISTRY["tiny_test_model"]

@@ -13,7 +13,7 @@ from raysweep.outcome_report import (
     summarize,
 )
 from raysweep.plan import Trial
-from raysweep.sweep import TrialOutcome
+from raysweep.records import TrialOutcome
 
 WHERE = "mlflow ui --backend-store-uri sqlite:////tmp/mlflow.db   then open http://x"
 RERUN = "raysweep run sweep.yaml --set train.epochs=3"

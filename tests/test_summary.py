@@ -9,8 +9,8 @@ import pytest
 
 from raysweep.config import TrialConfig
 from raysweep.plan import Trial
+from raysweep.records import TrialOutcome
 from raysweep.summary import best_outcome, summary_rows, summary_text
-from raysweep.sweep import TrialOutcome
 
 BASE = {"dataset": {"name": "synthetic"}, "model": {"name": "lenet"}}
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from raysweep.tracking import MLFLOW_HTTP_ENV, TAG_STATUS, TAG_TRIAL, MlflowWriter
+from raysweep.records import TAG_STATUS, TAG_TRIAL
+from raysweep.tracking import MLFLOW_HTTP_ENV, MlflowWriter
 from raysweep.write_queue import _server_error, outage_reason
 
 ROOT = Path(__file__).resolve().parents[1]

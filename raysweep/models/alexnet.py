@@ -17,7 +17,9 @@ from raysweep.models.registry import register_model
 class AlexNet(nn.Module):
     """AlexNet with 3x3 kernels: features (5 conv, 3 pools) and a 3-layer dropout classifier."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, dropout: float) -> None:
+    def __init__(
+        self, *, in_channels: int, num_classes: int, image_size: int, dropout: float
+    ) -> None:
         super().__init__()
         side = image_size // 8
         if side < 1:
@@ -53,10 +55,12 @@ class AlexNet(nn.Module):
 
 @register_model
 def alexnet(
-    in_channels: int = 3, num_classes: int = 10, image_size: int = 32, dropout: float = 0.5
+    *, in_channels: int, num_classes: int, image_size: int, dropout: float = 0.5
 ) -> nn.Module:
     """seed 000: AlexNet, 8 learned layers (5 conv + 3 FC), ReLU; layout reconstructed.
 
     ``dropout`` applies before the first two Linear layers.
     """
-    return AlexNet(in_channels, num_classes, image_size, dropout)
+    return AlexNet(
+        in_channels=in_channels, num_classes=num_classes, image_size=image_size, dropout=dropout
+    )

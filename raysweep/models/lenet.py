@@ -11,7 +11,9 @@ from raysweep.models.registry import register_model
 class LeNet(nn.Module):
     """LeNet-5 with ReLU and max pooling; optional dropout between the FC layers."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, dropout: float) -> None:
+    def __init__(
+        self, *, in_channels: int, num_classes: int, image_size: int, dropout: float
+    ) -> None:
         super().__init__()
         side = ((image_size - 4) // 2 - 4) // 2  # two valid 5x5 convs, each followed by pool 2
         if side < 1:
@@ -36,10 +38,12 @@ class LeNet(nn.Module):
 
 @register_model
 def lenet(
-    in_channels: int = 3, num_classes: int = 10, image_size: int = 32, dropout: float = 0.0
+    *, in_channels: int, num_classes: int, image_size: int, dropout: float = 0.0
 ) -> nn.Module:
     """seed 001/002: LeNet-5, 2 conv (6, 16; 5x5) + 3 FC (120, 84); seed 001 tried dropout 0.5.
 
     ``dropout`` applies after each hidden FC activation (0 disables it).
     """
-    return LeNet(in_channels, num_classes, image_size, dropout)
+    return LeNet(
+        in_channels=in_channels, num_classes=num_classes, image_size=image_size, dropout=dropout
+    )

@@ -26,7 +26,7 @@ ACTIVATIONS: dict[str, type[tnn.Module]] = {
 }
 
 
-def _sizes(value: Sequence[int], name: str) -> tuple[int, ...]:
+def _sizes(*, value: Sequence[int], name: str) -> tuple[int, ...]:
     """Validate a non-empty list/tuple of positive ints (YAML gives lists)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
@@ -41,18 +41,27 @@ class NN(tnn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        hidden_channels: Sequence[int] = (16, 32),
-        hidden_neurons: Sequence[int] = (128, 128),
-        num_classes: int = 10,
-        image_size: int = 32,
-        batchnorm: bool = False,
-        activation: str = "relu",
-        dropout: float = 0.0,
+        *,
+        in_channels: int,
+        hidden_channels: Sequence[int],
+        hidden_neurons: Sequence[int],
+        num_classes: int,
+        image_size: int,
+        batchnorm: bool,
+        activation: str,
+        dropout: float,
     ) -> None:
+        """One conv stage per ``hidden_channels`` entry, one hidden Linear per ``hidden_neurons``.
+
+        Raises:
+            ValueError: for empty or non-positive sizes, an unknown activation, a dropout
+                outside [0, 1], or an image too small for ``len(hidden_channels)`` pools.
+        """
         super().__init__()
-        channels = _sizes(hidden_channels, "hidden_channels")
-        neurons = _sizes(hidden_neurons, "hidden_neurons")
+        channels = _sizes(value=hidden_channels, name="hidden_channels")
+        neurons = _sizes(value=hidden_neurons, name="hidden_neurons")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
@@ -93,9 +102,10 @@ class NN(tnn.Module):
 
 @register_model
 def nn(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int = 32,
+    *,
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
     hidden_channels: tuple[int, ...] = (16, 32),
     hidden_neurons: tuple[int, ...] = (128, 128),
     batchnorm: bool = False,
@@ -107,15 +117,13 @@ def nn(
     ``activation`` is one of relu, tanh, softplus, gelu; ``batchnorm`` adds BatchNorm after each
     conv and hidden Linear; ``dropout`` follows each hidden FC activation.
     """
-    if not 0.0 <= dropout <= 1.0:
-        raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
     return NN(
-        in_channels,
-        hidden_channels,
-        hidden_neurons,
-        num_classes,
-        image_size,
-        batchnorm,
-        activation,
-        dropout,
+        in_channels=in_channels,
+        hidden_channels=hidden_channels,
+        hidden_neurons=hidden_neurons,
+        num_classes=num_classes,
+        image_size=image_size,
+        batchnorm=batchnorm,
+        activation=activation,
+        dropout=dropout,
     )

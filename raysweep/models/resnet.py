@@ -23,7 +23,7 @@ class ResidualBlock(nn.Module):
     The shortcut ``sc`` is the identity, or a 1x1 conv + BN when the stride or width changes.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -42,9 +42,13 @@ class ResidualBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-def _stage(in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.Sequential:
-    layers = [ResidualBlock(in_channels, out_channels, stride)]
-    layers += [ResidualBlock(out_channels, out_channels, 1) for _ in range(blocks - 1)]
+def _stage(*, in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.Sequential:
+    """``blocks`` residual blocks; the first one changes width and stride."""
+    layers = [ResidualBlock(in_channels=in_channels, out_channels=out_channels, stride=stride)]
+    layers += [
+        ResidualBlock(in_channels=out_channels, out_channels=out_channels, stride=1)
+        for _ in range(blocks - 1)
+    ]
     return nn.Sequential(*layers)
 
 
@@ -53,6 +57,7 @@ class ResNet(nn.Module):
 
     def __init__(
         self,
+        *,
         stem: nn.Module,
         stem_channels: int,
         stages: tuple[tuple[int, int, int], ...],
@@ -64,7 +69,9 @@ class ResNet(nn.Module):
         layers = []
         prev = stem_channels
         for width, blocks, stride in stages:
-            layers.append(_stage(prev, width, blocks, stride))
+            layers.append(
+                _stage(in_channels=prev, out_channels=width, blocks=blocks, stride=stride)
+            )
             prev = width
         self.layers = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -76,7 +83,7 @@ class ResNet(nn.Module):
 
 
 @register_model
-def resnet18(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
+def resnet18(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     """seed 001: CIFAR-style ResNet-18, 3x3 stem + 4 stages (64-512) x 2 basic blocks.
 
     No stem max-pool; global average pooling, so ``image_size`` does not change the model.
@@ -87,12 +94,12 @@ def resnet18(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) 
         nn.ReLU(inplace=True),
     )
     stages = ((64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2))
-    return ResNet(stem, 64, stages, nn.Linear(512, num_classes))
+    return ResNet(stem=stem, stem_channels=64, stages=stages, head=nn.Linear(512, num_classes))
 
 
 @register_model
 def residual_cnn(
-    in_channels: int = 3, num_classes: int = 10, image_size: int = 32, dropout: float = 0.5
+    *, in_channels: int, num_classes: int, image_size: int, dropout: float = 0.5
 ) -> nn.Module:
     """seed 003: ResidualCNN, residual blocks with identity/projection shortcuts (2,816,074 params).
 
@@ -109,4 +116,4 @@ def residual_cnn(
         nn.Dropout(dropout),
         nn.Linear(256, num_classes),
     )
-    return ResNet(stem, 16, stages, head)
+    return ResNet(stem=stem, stem_channels=16, stages=stages, head=head)

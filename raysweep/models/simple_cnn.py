@@ -16,7 +16,7 @@ from torch import nn
 from raysweep.models.registry import register_model
 
 
-def _pooled_side(image_size: int, pools: int, model: str) -> int:
+def _pooled_side(*, image_size: int, pools: int, model: str) -> int:
     side = image_size // 2**pools
     if side < 1:
         raise ValueError(f"image_size {image_size} is too small for {model} (needs >= {2**pools})")
@@ -26,9 +26,9 @@ def _pooled_side(image_size: int, pools: int, model: str) -> int:
 class BasicCNN(nn.Module):
     """Seed 003's BasicCNN, layer for layer: 3 conv (32, 64, 128) each + ReLU + pool, 2 FC."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int) -> None:
+    def __init__(self, *, in_channels: int, num_classes: int, image_size: int) -> None:
         super().__init__()
-        side = _pooled_side(image_size, 3, "basic_cnn")
+        side = _pooled_side(image_size=image_size, pools=3, model="basic_cnn")
         self.conv1 = nn.Conv2d(in_channels, 32, 3, padding=1)
         self.pool = nn.MaxPool2d(2, 2)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
@@ -45,7 +45,7 @@ class BasicCNN(nn.Module):
         return self.fc2(x)
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+def _conv_bn_relu(*, in_channels: int, out_channels: int) -> list[nn.Module]:
     return [
         nn.Conv2d(in_channels, out_channels, 3, padding=1),
         nn.BatchNorm2d(out_channels),
@@ -59,13 +59,16 @@ class ImprovedCNN(nn.Module):
     widths: tuple[tuple[int, int], ...] = ((64, 128), (256, 256), (512, 512))
     hidden: int = 1024
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, dropout: float) -> None:
+    def __init__(
+        self, *, in_channels: int, num_classes: int, image_size: int, dropout: float
+    ) -> None:
         super().__init__()
-        side = _pooled_side(image_size, len(self.widths), "improved_cnn")
+        side = _pooled_side(image_size=image_size, pools=len(self.widths), model="improved_cnn")
         layers: list[nn.Module] = []
         prev = in_channels
         for first, second in self.widths:
-            layers += _conv_bn_relu(prev, first) + _conv_bn_relu(first, second)
+            layers += _conv_bn_relu(in_channels=prev, out_channels=first)
+            layers += _conv_bn_relu(in_channels=first, out_channels=second)
             layers.append(nn.MaxPool2d(2, 2))
             prev = second
         self.features = nn.Sequential(*layers)
@@ -83,14 +86,14 @@ class ImprovedCNN(nn.Module):
 
 
 @register_model
-def basic_cnn(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
+def basic_cnn(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     """seed 003: BasicCNN, 3 conv (32, 64, 128) + 2 FC (512), ReLU and max pooling."""
-    return BasicCNN(in_channels, num_classes, image_size)
+    return BasicCNN(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
 
 
 @register_model
 def improved_cnn(
-    in_channels: int = 3, num_classes: int = 10, image_size: int = 32, dropout: float = 0.5
+    *, in_channels: int, num_classes: int, image_size: int, dropout: float = 0.5
 ) -> nn.Module:
     """seed 003: ImprovedCNN, 6 conv with BatchNorm + FC head with Dropout 0.5 (12,906,250 params).
 
@@ -98,4 +101,6 @@ def improved_cnn(
     max-pool after each pair, Linear(512*s*s, 1024) + BatchNorm1d, Linear(1024, classes);
     ``dropout`` before each of the two Linear layers.
     """
-    return ImprovedCNN(in_channels, num_classes, image_size, dropout)
+    return ImprovedCNN(
+        in_channels=in_channels, num_classes=num_classes, image_size=image_size, dropout=dropout
+    )

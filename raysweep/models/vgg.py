@@ -14,6 +14,9 @@ from torch import nn
 
 from raysweep.models.registry import register_model
 
+#: Seed 000's ``vgg``: three blocks of two 3x3 convs, "M" = max-pool.
+VGG_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, "M")
+
 #: VGG-11 ("configuration A"): conv widths, "M" = max-pool.
 VGG_A_LAYOUT: tuple[int | str, ...] = (
     64,
@@ -32,23 +35,47 @@ VGG_A_LAYOUT: tuple[int | str, ...] = (
 )
 
 
+def _pooled_side(*, layout: tuple[int | str, ...], image_size: int, ceil_mode: bool) -> int:
+    """The feature map's side after the layout's 2x2 max-pools.
+
+    Raises:
+        ValueError: if the image is too small for that many pools.
+    """
+    side = image_size
+    for _ in range(layout.count("M")):
+        side = -(-side // 2) if ceil_mode else side // 2
+    if side < 1:
+        pools = layout.count("M")
+        raise ValueError(
+            f"image_size {image_size} is too small for {pools} max-pools (needs >= {2**pools})"
+        )
+    return side
+
+
 class VGG(nn.Module):
     """Conv features (3x3 conv [+ BN] + ReLU, "M" = 2x2 max-pool) and a 3-layer classifier."""
 
     def __init__(
         self,
+        *,
         layout: tuple[int | str, ...],
         in_channels: int,
         num_classes: int,
-        flat_side: int,
+        image_size: int,
         hidden: int,
         dropout: float,
         batchnorm: bool,
         ceil_mode: bool,
         global_pool: bool,
     ) -> None:
-        """``flat_side`` is the feature map's side at the classifier (1 with ``global_pool``)."""
+        """``global_pool`` adds an adaptive average pool to 1x1 before the classifier.
+
+        Raises:
+            ValueError: if ``image_size`` is too small for the layout's pools.
+        """
         super().__init__()
+        side = _pooled_side(layout=layout, image_size=image_size, ceil_mode=ceil_mode)
+        flat_side = 1 if global_pool else side
         layers: list[nn.Module] = []
         prev = in_channels
         for item in layout:
@@ -79,26 +106,31 @@ class VGG(nn.Module):
 
 
 @register_model
-def vgg(
-    in_channels: int = 3, num_classes: int = 10, image_size: int = 32, dropout: float = 0.5
-) -> nn.Module:
+def vgg(*, in_channels: int, num_classes: int, image_size: int, dropout: float = 0.5) -> nn.Module:
     """seed 000: VGG-style net, 9 learned layers (6 conv + 3 FC), stacked 3x3 convs; reconstructed.
 
     Conv 64-64 | 128-128 | 256-256 with a max-pool after each pair, then Linear(256*s*s, 512),
     Linear(512, 512), Linear(512, classes) with ReLU and ``dropout`` after the hidden ones.
     """
-    side = image_size // 8
-    if side < 1:
-        raise ValueError(f"image_size {image_size} is too small for vgg (needs >= 8)")
-    layout: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, "M")
-    return VGG(layout, in_channels, num_classes, side, 512, dropout, False, False, False)
+    return VGG(
+        layout=VGG_LAYOUT,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        image_size=image_size,
+        hidden=512,
+        dropout=dropout,
+        batchnorm=False,
+        ceil_mode=False,
+        global_pool=False,
+    )
 
 
 @register_model
 def vgg_a(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int = 32,
+    *,
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
     batchnorm: bool = False,
     dropout: float = 0.0,
 ) -> nn.Module:
@@ -107,4 +139,14 @@ def vgg_a(
     ``batchnorm`` adds BatchNorm2d after each conv (before ReLU); ``dropout`` (off by default, as
     in the report's classifier) applies after the two hidden Linear layers.
     """
-    return VGG(VGG_A_LAYOUT, in_channels, num_classes, 1, 512, dropout, batchnorm, True, True)
+    return VGG(
+        layout=VGG_A_LAYOUT,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        image_size=image_size,
+        hidden=512,
+        dropout=dropout,
+        batchnorm=batchnorm,
+        ceil_mode=True,
+        global_pool=True,
+    )

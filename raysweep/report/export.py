@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from raysweep.errors import UserError
+from raysweep.records import TAG_TRIAL
 from raysweep.report.store import (
     child_runs,
     find_parent,
@@ -23,7 +24,6 @@ from raysweep.report.store import (
     run_status,
     sweep_parents,
 )
-from raysweep.tracking import TAG_TRIAL
 
 
 def _typed_column(texts: list[str | None]) -> list[Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from raysweep.config import METRICS
+from raysweep.records import EPOCH_METRICS, TAG_TRIAL
 from raysweep.report.store import (
     Store,
     child_runs,
@@ -26,7 +26,6 @@ from raysweep.report.store import (
     run_status,
 )
 from raysweep.report.tables import LR_AXIS, SweepData, default_goal
-from raysweep.tracking import TAG_TRIAL
 
 FINAL_METRICS = ("best_test_acc", "best_epoch", "test_acc", "train_acc", "test_loss")
 FINAL_METRICS += ("train_loss", "gap")
@@ -53,7 +52,7 @@ def read_steps(store: Store, run_id: str) -> pd.DataFrame | None:
 def read_history(store: Store, run_id: str) -> pd.DataFrame:
     """A trial's per-epoch metrics, one row per epoch (step = epoch)."""
     by_epoch: dict[int, dict[str, float]] = {}
-    for key in METRICS:
+    for key in EPOCH_METRICS:
         for m in store.client.get_metric_history(run_id, key):
             by_epoch.setdefault(int(m.step), {})[key] = float(m.value)
     rows = [{"epoch": e, **values} for e, values in sorted(by_epoch.items())]

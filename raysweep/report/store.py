@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from raysweep.errors import UserError
-from raysweep.tracking import TAG_STATUS, TAG_TRIAL, resolve_tracking_uri
+from raysweep.records import TAG_STATUS, TAG_TRIAL
+from raysweep.tracking import resolve_tracking_uri
 
 TAG_ROLE = "raysweep.role"
 TAG_PARENT = "mlflow.parentRunId"
