@@ -148,6 +148,147 @@ def evaluate(
     return sums.totals()
 
 
+@dataclass
+class _Trial:
+    """Everything one run of the loop trains with: data on the device, model, optimizer, ..."""
+
+    config: TrialConfig
+    env: WorkerEnv
+    data: ImageData
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    model: nn.Module
+    net: nn.Module  # the model as trained: DDP-wrapped and/or compiled
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    stopper: EarlyStopper | None
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    transform: BatchTransform
+    local_bs: int  # this rank's batch
+    steps: int  # full batches per epoch
+
+
+@dataclass
+class _Progress:
+    """What carries over between epochs (and across a resume)."""
+
+    start_epoch: int = 0
+    best: dict[str, float] = field(default_factory=lambda: {"value": -math.inf, "epoch": 0})
+    history: list[dict[str, float]] = field(default_factory=list)
+    step_log: list[tuple[int, float, float]] = field(default_factory=list)
+
+
+def _setup(config: TrialConfig, env: WorkerEnv, data: ImageData) -> _Trial:
+    """This rank's shard on the device, and the seeded model, optimizer, schedule and loss."""
+    tc, device = config.train, env.device
+    # Every rank holds the same number of train images so every rank runs the same steps.
+    per_rank = len(data.x_train) // env.world_size
+    x_train, y_train = shard(data.x_train, data.y_train, env.rank, env.world_size)
+    x_train, y_train = x_train[:per_rank].to(device), y_train[:per_rank].to(device)
+    x_test, y_test = shard(data.x_test, data.y_test, env.rank, env.world_size)
+
+    torch.manual_seed(tc.seed)
+    model = build_model(config, data)
+    channels_last = tc.channels_last and device.type == "cuda"
+    model = model.to(device, memory_format=torch.channels_last if channels_last else None)
+    optimizer = build_optimizer(model.parameters(), tc.optimizer)
+    local_bs = min(max(1, tc.batch_size // env.world_size), per_rank)
+    return _Trial(
+        config=config,
+        env=env,
+        data=data,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test.to(device),
+        y_test=y_test.to(device),
+        model=model,
+        net=model,
+        optimizer=optimizer,
+        schedule=build_schedule(optimizer, tc.lr_schedule, tc.epochs),
+        stopper=EarlyStopper(tc.early_stop, None) if tc.early_stop else None,
+        loss_fn=build_loss(tc.loss, data.num_classes),
+        transform=BatchTransform(data.mean, data.std, list(tc.augment), device, channels_last),
+        local_bs=local_bs,
+        steps=per_rank // local_bs,
+    )
+
+
+def _wrap(model: nn.Module, env: WorkerEnv, compile_model: bool) -> nn.Module:
+    """DDP across ranks when torch.distributed runs several processes; torch.compile if asked."""
+    net: nn.Module = model
+    if dist.is_available() and dist.is_initialized() and env.world_size > 1:
+        device = env.device
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile_model:
+        net = torch.compile(net)
+    return net
+
+
+def _restore(t: _Trial, resume: CheckpointState | None) -> _Progress:
+    """Model, optimizer, schedule and early-stopping state from a checkpoint, if any."""
+    if not resume:
+        return _Progress()
+    t.model.load_state_dict(resume["model"])
+    t.optimizer.load_state_dict(resume["optimizer"])
+    t.schedule.load_state_dict(resume["schedule"])
+    if t.stopper and resume.get("stopper"):
+        t.stopper.load_state_dict(resume["stopper"])
+    return _Progress(resume["epoch"], resume["best"], resume["history"], resume["step_log"])
+
+
+def _train_epoch(t: _Trial, epoch: int) -> tuple[float, float, list[torch.Tensor]]:
+    """One epoch over this rank's shard (reseeded per epoch): mean loss, accuracy, step losses."""
+    device, env = t.env.device, t.env
+    seed = _epoch_seed(t.config.train.seed, epoch, env.rank)
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    t.net.train()
+    sums = Batchwise(device, t.data.num_classes, with_confusion=False)
+    step_losses = []
+    order = torch.randperm(len(t.x_train), generator=gen, device=device)
+    # Full batches only (drop_last): BatchNorm1d heads cannot train on a batch of one.
+    for step in range(t.steps):
+        if step == t.steps // 2 and env.rank == 0:
+            faults.hold("mid_epoch", env.trial_id, epoch + 1)
+        idx = order[step * t.local_bs : (step + 1) * t.local_bs]
+        xb = t.transform(t.x_train[idx], train=True, generator=gen)
+        yb = t.y_train[idx]
+        with _autocast(device, t.config.train.bf16):
+            logits = t.net(xb)
+        loss = t.loss_fn(logits.float(), yb)
+        t.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t.optimizer.step()
+        sums.add(loss, logits.detach().float(), yb)
+        step_losses.append(loss.detach())
+    train_loss, train_acc, _ = sums.totals()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return train_loss, train_acc, step_losses
+
+
+def _checkpoint(
+    t: _Trial, progress: _Progress, epoch: int, confusion: list[list[int]]
+) -> CheckpointState:
+    """The state rank 0 saves after `epoch` (1-based): enough to resume and rebuild the model."""
+    return {
+        "epoch": epoch,
+        "model": t.model.state_dict(),
+        "optimizer": t.optimizer.state_dict(),
+        "schedule": t.schedule.state_dict(),
+        "stopper": t.stopper.state_dict() if t.stopper else None,
+        "best": progress.best,
+        "history": progress.history,
+        "step_log": progress.step_log,
+        "confusion": confusion,
+        "meta": model_meta(t.config, t.data),
+    }
+
+
 def train_trial(
     config: TrialConfig,
     env: WorkerEnv,
@@ -155,90 +296,38 @@ def train_trial(
     resume: CheckpointState | None = None,
     data: ImageData | None = None,
 ) -> dict[str, Any]:
-    """Train one trial for its epochs (from `resume` if given); returns the last metrics."""
+    """Train one trial for its epochs (from `resume` if given); returns the last metrics.
+
+    Each epoch: train (`_train_epoch`), evaluate on the test shard, decide whether to stop
+    (diverged, early stopping, last epoch), and `report` the metrics with the checkpoint
+    state (rank 0; None elsewhere)."""
     tc = config.train
-    device = env.device
-    if device.type == "cuda":
+    if env.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    data = data or load_dataset(config.dataset)
-    distributed = dist.is_available() and dist.is_initialized() and env.world_size > 1
-
-    # Every rank holds the same number of train images so every rank runs the same steps.
-    per_rank = len(data.x_train) // env.world_size
-    x_train, y_train = shard(data.x_train, data.y_train, env.rank, env.world_size)
-    x_train, y_train = x_train[:per_rank].to(device), y_train[:per_rank].to(device)
-    x_test, y_test = shard(data.x_test, data.y_test, env.rank, env.world_size)
-    x_test, y_test = x_test.to(device), y_test.to(device)
-
-    torch.manual_seed(tc.seed)
-    model = build_model(config, data)
-    channels_last = tc.channels_last and device.type == "cuda"
-    model = model.to(device, memory_format=torch.channels_last if channels_last else None)
-    optimizer = build_optimizer(model.parameters(), tc.optimizer)
-    schedule = build_schedule(optimizer, tc.lr_schedule, tc.epochs)
-    stopper = EarlyStopper(tc.early_stop, None) if tc.early_stop else None
-    loss_fn = build_loss(tc.loss, data.num_classes)
-    transform = BatchTransform(data.mean, data.std, list(tc.augment), device, channels_last)
-
-    start_epoch, best, history, step_log = 0, {"value": -math.inf, "epoch": 0}, [], []
-    if resume:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        schedule.load_state_dict(resume["schedule"])
-        if stopper and resume.get("stopper"):
-            stopper.load_state_dict(resume["stopper"])
-        start_epoch, best = resume["epoch"], resume["best"]
-        history, step_log = resume["history"], resume["step_log"]
-
-    net: nn.Module = model
-    if distributed:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if tc.compile:
-        net = torch.compile(net)
-
-    local_bs = min(max(1, tc.batch_size // env.world_size), per_rank)
-    steps = per_rank // local_bs
-    amp = tc.bf16
+    t = _setup(config, env, data or load_dataset(config.dataset))
+    progress = _restore(t, resume)
+    t.net = _wrap(t.model, env, tc.compile)  # after the restore, as DDP syncs from rank 0
     host = socket.gethostname()
     metrics: dict[str, Any] = {}
-    for epoch in range(start_epoch, tc.epochs):
-        seed = _epoch_seed(tc.seed, epoch, env.rank)
-        torch.manual_seed(seed)
-        gen = torch.Generator(device=device).manual_seed(seed)
-        lr = schedule.lr
-        net.train()
-        sums = Batchwise(device, data.num_classes, with_confusion=False)
-        step_losses = []
+    for epoch in range(progress.start_epoch, tc.epochs):
+        lr = t.schedule.lr
         t0 = time.perf_counter()
-        order = torch.randperm(per_rank, generator=gen, device=device)
-        # Full batches only (drop_last): BatchNorm1d heads cannot train on a batch of one.
-        for step in range(steps):
-            if step == steps // 2 and env.rank == 0:
-                faults.hold("mid_epoch", env.trial_id, epoch + 1)
-            idx = order[step * local_bs : (step + 1) * local_bs]
-            xb = transform(x_train[idx], train=True, generator=gen)
-            yb = y_train[idx]
-            with _autocast(device, amp):
-                logits = net(xb)
-            loss = loss_fn(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums.add(loss, logits.detach().float(), yb)
-            step_losses.append(loss.detach())
-        train_loss, train_acc, _ = sums.totals()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        train_loss, train_acc, step_losses = _train_epoch(t, epoch)
         train_time = time.perf_counter() - t0
         test_loss, test_acc, confusion = evaluate(
-            model, x_test, y_test, transform, loss_fn, tc.eval_batch_size, data.num_classes, amp
+            t.model,
+            t.x_test,
+            t.y_test,
+            t.transform,
+            t.loss_fn,
+            tc.eval_batch_size,
+            t.data.num_classes,
+            tc.bf16,
         )
         epoch_time = time.perf_counter() - t0
         diverged = not (math.isfinite(train_loss) and math.isfinite(test_loss))
-        if test_acc > best["value"]:
-            best = {"value": test_acc, "epoch": epoch + 1}
+        if test_acc > progress.best["value"]:
+            progress.best = {"value": test_acc, "epoch": epoch + 1}
         epoch_metrics = {
             "train_loss": train_loss,
             "train_acc": train_acc,
@@ -247,16 +336,16 @@ def train_trial(
             "gap": train_acc - test_acc,
             "lr": lr,
             "epoch_time_s": epoch_time,
-            "images_per_s": steps * local_bs * env.world_size / max(train_time, 1e-9),
+            "images_per_s": t.steps * t.local_bs * env.world_size / max(train_time, 1e-9),
         }
-        stop_early = bool(stopper and not diverged and stopper.update(epoch + 1, epoch_metrics))
-        schedule.step(epoch_metrics)
+        stop_early = bool(t.stopper and not diverged and t.stopper.update(epoch + 1, epoch_metrics))
+        t.schedule.step(epoch_metrics)
         done = diverged or stop_early or epoch + 1 == tc.epochs
         metrics = {
             **epoch_metrics,
             "epoch": epoch + 1,
-            "best_test_acc": best["value"],
-            "best_epoch": best["epoch"],
+            "best_test_acc": progress.best["value"],
+            "best_epoch": progress.best["epoch"],
             "stopped_early": int(stop_early),
             "diverged": int(diverged),
             # Not "done": Tune reads a truthy "done" as "trial over" and kills the trial actor
@@ -264,29 +353,18 @@ def train_trial(
             "is_last_epoch": int(done),
             # The checkpoint epoch this run of the loop started from (first report only), so
             # the driver can say that a restarted worker or a resumed sweep went on from there.
-            "resumed_from": start_epoch if resume and epoch == start_epoch else 0,
+            "resumed_from": progress.start_epoch if resume and epoch == progress.start_epoch else 0,
             "node_id": env.node_id,
             "host": host,
-            "device": str(device),
+            "device": str(env.device),
             "world_size": env.world_size,
         }
-        history.append(epoch_metrics)
+        progress.history.append(epoch_metrics)
         state: CheckpointState | None = None
         if env.rank == 0:
             losses = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
-            step_log.extend((epoch + 1, lr, value) for value in losses)
-            state = {
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "stopper": stopper.state_dict() if stopper else None,
-                "best": best,
-                "history": history,
-                "step_log": step_log,
-                "confusion": confusion,
-                "meta": model_meta(config, data),
-            }
+            progress.step_log.extend((epoch + 1, lr, value) for value in losses)
+            state = _checkpoint(t, progress, epoch + 1, confusion)
         report(metrics, state)
         if done:
             break
