@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -304,6 +306,22 @@ def test_describe_models() -> None:
         assert row["kwargs"] == catalog()[row["name"]]
     by_name = {row["name"]: row["params"] for row in rows}
     assert by_name["basic_cnn"] == 1_147_466
+
+
+def test_zoo_table_in_docs_is_the_registry() -> None:
+    """docs/models.md's zoo table: every model, its own kwargs and both parameter counts."""
+    doc = (Path(__file__).parents[1] / "docs" / "models.md").read_text(encoding="utf-8")
+    table = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \| ([\d,]+) \| ([\d,]+) \|$", doc, re.M)
+    at_32 = {r["name"]: r for r in describe_models(in_channels=3, image_size=32)}
+    at_28 = {r["name"]: r for r in describe_models(in_channels=1, image_size=28)}
+    assert [row[0] for row in table] == MODELS
+    for name, kwargs, params_32, params_28 in table:
+        own = ", ".join(f"`{k}={v!r}`" for k, v in catalog()[name].items()) or "—"
+        assert kwargs.strip() == own, name
+        assert (params_32, params_28) == (
+            f"{at_32[name]['params']:,}",
+            f"{at_28[name]['params']:,}",
+        )
 
 
 def test_register_outside_the_family_modules() -> None:
