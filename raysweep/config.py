@@ -134,6 +134,10 @@ class TrainSpec(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int = Field(1024, ge=1)
+    # Train images (a seeded subset) also evaluated in eval mode after each epoch, so that
+    # `gap` is the generalisation gap (train_acc is averaged during the epoch, with dropout
+    # and augmentation on); 0 = off.
+    eval_train: int = Field(0, ge=0)
     optimizer: OptimizerSpec = OptimizerSpec()
     loss: LossSpec = LossSpec()
     lr_schedule: LrScheduleSpec = LrScheduleSpec()

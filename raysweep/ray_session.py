@@ -84,7 +84,9 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
     os.environ.update(env)
     kwargs: dict[str, Any] = {
         "log_to_driver": debug,
-        "logging_level": logging.INFO if debug else logging.WARNING,
+        # ERROR: Ray's start-up WARNINGs (token authentication is on, ...) are not the user's
+        # to act on; `--debug` shows them.
+        "logging_level": logging.INFO if debug else logging.ERROR,
         "runtime_env": {"env_vars": env},
         "ignore_reinit_error": True,
     }
@@ -116,6 +118,8 @@ def quiet_library_logs() -> None:
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     # ...and says "Detected uv project" at INFO on every logged model.
     logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)
+    # ...and "Creating initial MLflow database tables..." when it makes a new SQLite store.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 NETWORK_FILESYSTEMS = (

@@ -15,7 +15,14 @@ from ray import tune
 
 from raysweep import faults
 from raysweep.progress import Console
-from raysweep.records import FINAL_KEYS, TAG_STATUS, TAG_TRIAL, TrialOutcome, TrialStatus
+from raysweep.records import (
+    FINAL_KEYS,
+    PARAM_NUM_PARAMS,
+    TAG_STATUS,
+    TAG_TRIAL,
+    TrialOutcome,
+    TrialStatus,
+)
 from raysweep.tracking import MlflowWriter
 
 _CURRENT: list[SweepRecorder] = []
@@ -114,9 +121,16 @@ class SweepRecorder(tune.Callback):
         if out.run_id:
             self.writer.submit(self.writer.log_epoch, out.run_id, out.metrics)
             if first:
-                tags = {f"raysweep.{k}": result.get(k, "") for k in ("node_id", "host", "device")}
-                self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
+                self._log_where(out, result)
         self.console.trial_result(out, self.outcomes)
+
+    def _log_where(self, out: TrialOutcome, result: dict[str, Any]) -> None:
+        """Where the trial ran (tags) and its model's size (a param), from its first result."""
+        tags = {f"raysweep.{k}": result.get(k, "") for k in ("node_id", "host", "device")}
+        self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
+        if "num_params" in result:
+            params = {PARAM_NUM_PARAMS: str(int(result["num_params"]))}
+            self.writer.submit(self.writer.log_params, out.run_id, params)
 
     def on_checkpoint(
         self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
@@ -182,8 +196,7 @@ class SweepRecorder(tune.Callback):
             self._close(out)
             return
         if out.run_id and metrics:
-            tags = {f"raysweep.{k}": metrics.get(k, "") for k in ("node_id", "host", "device")}
-            self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
+            self._log_where(out, metrics)
         out.status = _ended_status(out.metrics)
         self._close(out)
 

@@ -74,9 +74,25 @@ EPOCH_METRICS = (
     "lr",
     "epoch_time_s",
     "images_per_s",
+    "train_eval_loss",  # only with `train.eval_train`: the clean eval-mode pass over train images
+    "train_eval_acc",
 )
-# Per-trial results logged when a trial ends.
-FINAL_KEYS = ("best_test_acc", "best_epoch", "stopped_early", "diverged")
+# Per-trial results logged when a trial ends. `train_time_s` (the sum of its epochs' times) is
+# a trial's one duration: the terminal table and `raysweep report` both show it.
+FINAL_KEYS = (
+    "best_test_acc",
+    "best_epoch",
+    "best_test_loss",
+    "best_test_loss_epoch",
+    "best_train_acc",
+    "best_train_acc_epoch",
+    "best_train_loss",
+    "best_train_loss_epoch",
+    "train_time_s",
+    "stopped_early",
+    "diverged",
+)
+PARAM_NUM_PARAMS = "num_params"  # a run param: the model's parameter count
 
 TAG_TRIAL = "raysweep.trial_id"
 TAG_STATUS = "raysweep.status"

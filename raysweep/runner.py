@@ -15,7 +15,12 @@ from raysweep import faults
 from raysweep.config import SweepSpec
 from raysweep.plan import Trial
 from raysweep.progress import Console
-from raysweep.ray_session import check_storage_reach, init_ray, storage_uri
+from raysweep.ray_session import (
+    check_storage_reach,
+    init_ray,
+    quiet_library_logs,
+    storage_uri,
+)
 from raysweep.records import TAG_STATUS, SweepStatus, TrialOutcome, TrialStatus
 from raysweep.resources import TrialResources
 from raysweep.sweep import (
@@ -80,6 +85,8 @@ def run_sweep(
     unbuildable = model_errors(trials, check_datasets(trials))
     storage = storage_uri(options.storage)
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
+    if not options.debug:
+        quiet_library_logs()  # before MLflow opens its store and Ray starts: both log then
     # MLflow's import and database set-up (seconds) overlap Ray's start; no run is created yet.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open") as pool:
         opening = pool.submit(
@@ -189,10 +196,10 @@ def _log_report(
     run through the sweep's one writer."""
     import tempfile
 
-    from raysweep.report.build import build_report
-    from raysweep.report.publish import stage
-
     try:
+        from raysweep.report.build import build_report
+        from raysweep.report.publish import stage
+
         with tempfile.TemporaryDirectory() as tmp:
             _, report, _ = build_report(tracking_uri, spec.name, Path(tmp) / "report", parent_id)
             files = stage(report.files, Path(tmp) / "logged")

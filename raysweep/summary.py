@@ -41,7 +41,9 @@ def summary_rows(outcomes: list[TrialOutcome], metric: str, goal: str = "max") -
         for key in _FINAL:
             row[key] = m.get(key)
         row["epochs"] = m.get("epoch")
-        row["duration_s"] = round(out.ended - out.started, 1) if out.started and out.ended else None
+        # One duration everywhere: the sum of its epochs' times (`raysweep report` shows it too).
+        duration = m.get("train_time_s")
+        row["duration_s"] = round(duration, 1) if isinstance(duration, int | float) else None
         row["run_id"] = out.run_id or ""
         row["studies"] = ",".join(out.trial.studies)
         rows.append(row)

@@ -82,6 +82,20 @@ def pip_requirements() -> list[str]:
     return [f"torch=={version('torch')}", f"numpy=={version('numpy')}"]
 
 
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go: beside a SQLite store, in `<store>-artifacts/`.
+
+    MLflow's default is `./mlruns/<experiment id>` of whatever directory the command ran in, so
+    two stores' experiment 1 would share a folder and a store moved elsewhere loses its models.
+    A tracking server (http://) keeps its own artifact root: None leaves it to the server."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    store = Path(tracking_uri[len(prefix) :])
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+    return (store.parent / f"{store.stem}-artifacts" / slug).resolve().as_uri()
+
+
 def trial_params(config: dict[str, Any]) -> dict[str, str]:
     """A trial's resolved config as the flat MLflow params of its run (`train.optimizer.lr`)."""
     return {k: json.dumps(v) if isinstance(v, list | dict) else str(v) for k, v in flatten(config)}
@@ -116,7 +130,7 @@ class MlflowWriter(WriteQueue):
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri)
         try:
-            self.experiment_id = self._open_experiment(experiment)
+            self.experiment_id = self._open_experiment(experiment, tracking_uri)
         except Exception as exc:
             reason = outage_reason(exc)
             if reason is None:
@@ -124,11 +138,13 @@ class MlflowWriter(WriteQueue):
             raise UserError(f"MLflow at {tracking_uri} cannot be reached ({reason})") from exc
         super().__init__(tracking_uri, on_outage, on_recovered, **queue)
 
-    def _open_experiment(self, name: str) -> str:
+    def _open_experiment(self, name: str, tracking_uri: str) -> str:
         """The id of experiment `name`, created (or restored from deleted) if need be."""
         found = self.client.get_experiment_by_name(name)
         if found is None:
-            return self.client.create_experiment(name)
+            return self.client.create_experiment(
+                name, artifact_location=artifact_location(tracking_uri, name)
+            )
         if found.lifecycle_stage == "deleted":
             self.client.restore_experiment(found.experiment_id)
         return found.experiment_id
@@ -168,6 +184,10 @@ class MlflowWriter(WriteQueue):
             ):
                 return run.info.run_id
         return None
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        """Params on a run (logging the same value again is a no-op in MLflow)."""
+        self._log_params(run_id, params)
 
     def _log_params(self, run_id: str, params: dict[str, str]) -> None:
         """Params in batches of 100 (logging the same value again is a no-op in MLflow)."""

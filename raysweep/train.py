@@ -159,6 +159,8 @@ class _Trial:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    x_eval: torch.Tensor  # the train images evaluated in eval mode (`train.eval_train`)
+    y_eval: torch.Tensor
     model: nn.Module
     net: nn.Module  # the model as trained: DDP-wrapped and/or compiled
     optimizer: torch.optim.Optimizer
@@ -188,6 +190,9 @@ def _setup(config: TrialConfig, env: WorkerEnv, data: ImageData) -> _Trial:
     x_train, y_train = shard(data.x_train, data.y_train, env.rank, env.world_size)
     x_train, y_train = x_train[:per_rank].to(device), y_train[:per_rank].to(device)
     x_test, y_test = shard(data.x_test, data.y_test, env.rank, env.world_size)
+    # Its own generator: the global RNG (model init, shuffling) is the same with it on or off.
+    pick = torch.randperm(per_rank, generator=torch.Generator().manual_seed(tc.seed))
+    pick = pick[: tc.eval_train // env.world_size].to(device)
 
     torch.manual_seed(tc.seed)
     model = build_model(config, data)
@@ -203,6 +208,8 @@ def _setup(config: TrialConfig, env: WorkerEnv, data: ImageData) -> _Trial:
         y_train=y_train,
         x_test=x_test.to(device),
         y_test=y_test.to(device),
+        x_eval=x_train[pick],
+        y_eval=y_train[pick],
         model=model,
         net=model,
         optimizer=optimizer,
@@ -271,6 +278,24 @@ def _train_epoch(t: _Trial, epoch: int) -> tuple[float, float, list[torch.Tensor
     return train_loss, train_acc, step_losses
 
 
+def _evaluate(t: _Trial, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, list[list[int]]]:
+    """Mean loss, accuracy and confusion matrix of the model in eval mode over (x, y)."""
+    tc = t.config.train
+    return evaluate(
+        t.model, x, y, t.transform, t.loss_fn, tc.eval_batch_size, t.data.num_classes, tc.bf16
+    )
+
+
+def _bests(history: list[dict[str, float]]) -> dict[str, float]:
+    """Best value and its epoch of the train/test loss and accuracy so far (the reports' tables
+    give best train error beside best test error); `best_test_acc` is kept by `_Progress`."""
+    out: dict[str, float] = {}
+    for key, pick in (("train_loss", min), ("train_acc", max), ("test_loss", min)):
+        epoch, value = pick(enumerate((h[key] for h in history), start=1), key=lambda p: p[1])
+        out[f"best_{key}"], out[f"best_{key}_epoch"] = value, epoch
+    return out
+
+
 def _checkpoint(
     t: _Trial, progress: _Progress, epoch: int, confusion: list[list[int]]
 ) -> CheckpointState:
@@ -308,22 +333,18 @@ def train_trial(
     progress = _restore(t, resume)
     t.net = _wrap(t.model, env, tc.compile)  # after the restore, as DDP syncs from rank 0
     host = socket.gethostname()
+    num_params = sum(p.numel() for p in t.model.parameters())
     metrics: dict[str, Any] = {}
     for epoch in range(progress.start_epoch, tc.epochs):
         lr = t.schedule.lr
         t0 = time.perf_counter()
         train_loss, train_acc, step_losses = _train_epoch(t, epoch)
         train_time = time.perf_counter() - t0
-        test_loss, test_acc, confusion = evaluate(
-            t.model,
-            t.x_test,
-            t.y_test,
-            t.transform,
-            t.loss_fn,
-            tc.eval_batch_size,
-            t.data.num_classes,
-            tc.bf16,
-        )
+        test_loss, test_acc, confusion = _evaluate(t, t.x_test, t.y_test)
+        clean: dict[str, float] = {}
+        if tc.eval_train:
+            eval_loss, eval_acc, _ = _evaluate(t, t.x_eval, t.y_eval)
+            clean = {"train_eval_loss": eval_loss, "train_eval_acc": eval_acc}
         epoch_time = time.perf_counter() - t0
         diverged = not (math.isfinite(train_loss) and math.isfinite(test_loss))
         if test_acc > progress.best["value"]:
@@ -333,7 +354,8 @@ def train_trial(
             "train_acc": train_acc,
             "test_loss": test_loss,
             "test_acc": test_acc,
-            "gap": train_acc - test_acc,
+            **clean,
+            "gap": clean.get("train_eval_acc", train_acc) - test_acc,
             "lr": lr,
             "epoch_time_s": epoch_time,
             "images_per_s": t.steps * t.local_bs * env.world_size / max(train_time, 1e-9),
@@ -341,8 +363,12 @@ def train_trial(
         stop_early = bool(t.stopper and not diverged and t.stopper.update(epoch + 1, epoch_metrics))
         t.schedule.step(epoch_metrics)
         done = diverged or stop_early or epoch + 1 == tc.epochs
+        progress.history.append(epoch_metrics)
         metrics = {
             **epoch_metrics,
+            **_bests(progress.history),
+            "train_time_s": sum(h["epoch_time_s"] for h in progress.history),
+            "num_params": num_params,
             "epoch": epoch + 1,
             "best_test_acc": progress.best["value"],
             "best_epoch": progress.best["epoch"],
@@ -359,7 +385,6 @@ def train_trial(
             "device": str(env.device),
             "world_size": env.world_size,
         }
-        progress.history.append(epoch_metrics)
         state: CheckpointState | None = None
         if env.rank == 0:
             losses = torch.stack(step_losses).float().cpu().tolist() if step_losses else []

@@ -51,11 +51,11 @@ def outcomes() -> list[TrialOutcome]:
         outcome(
             0,
             1e-3,
-            finished(0.80, 0.79, 0.6),
+            finished(0.80, 0.79, 0.6, train_time_s=60.04),
             status="finished",
             run_id="r0",
-            started=100.0,
-            ended=160.04,
+            started=100.0,  # the driver's clock is not the duration: the epochs' times are
+            ended=190.0,
         ),
         outcome(1, 1e-4, finished(0.935, 0.93, 0.25), status="finished", run_id="r1", model="vgg"),
         outcome(2, 3e-3, {}, status="failed", error="boom"),
@@ -93,7 +93,7 @@ def test_rows_best_first(outcomes: list[TrialOutcome]) -> None:
     assert top["epochs"] == 4
     assert top["run_id"] == "r1"
     assert top["studies"] == "main"
-    assert top["duration_s"] is None  # no start/end times
+    assert top["duration_s"] is None  # no train_time_s
     assert rows[2]["duration_s"] == 60.0
     failed = rows[3]
     assert failed["status"] == "failed"

@@ -111,3 +111,27 @@ def test_dataset_is_cached_once(digits_cache: Path) -> None:
     first = load_dataset(spec)
     second = load_dataset(spec)
     assert torch.equal(first.x_train, second.x_train)
+
+
+def test_best_values_duration_and_size_are_reported(digits_cache: Path) -> None:
+    reports = _run(_config(digits_cache))
+    history = [m for m, _ in reports]
+    last = history[-1]
+    for key, pick in (("train_loss", min), ("train_acc", max), ("test_loss", min)):
+        values = [m[key] for m in history]
+        assert last[f"best_{key}"] == pick(values)
+        assert last[f"best_{key}_epoch"] == values.index(pick(values)) + 1
+    assert last["train_time_s"] == pytest.approx(sum(m["epoch_time_s"] for m in history))
+    assert last["num_params"] == 61_706  # LeNet-5 on 1x32x32 digits, 10 classes
+
+
+def test_clean_train_evaluation_makes_gap_the_generalisation_gap(digits_cache: Path) -> None:
+    """`train.eval_train: N` evaluates N train images in eval mode after each epoch; `gap` is
+    then that accuracy minus test_acc. It draws from its own generator: training is unchanged."""
+    plain = _run(_config(digits_cache))
+    clean = _run(_config(digits_cache, eval_train=200))
+    for (a, _), (b, _) in zip(plain, clean, strict=True):
+        assert _numbers(a) == _numbers(b)
+        assert "train_eval_acc" not in a
+        assert 0.0 <= b["train_eval_acc"] <= 1.0 and b["train_eval_loss"] > 0
+        assert b["gap"] == pytest.approx(b["train_eval_acc"] - b["test_acc"])
