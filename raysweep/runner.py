@@ -7,6 +7,7 @@ the Ray connection and the resource plan have all been checked.
 from __future__ import annotations
 
 import json
+import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -126,13 +127,17 @@ def run_sweep(
         tuner = build_tuner(
             spec, runnable, req, parallel, storage, experiment_dir, [recorder], cluster
         )
-    faults.hold("before_trials")
+    # Ctrl-C raises KeyboardInterrupt here, even where the shell that started raysweep made
+    # it ignore SIGINT (a job started with `&`): Python then installs no handler of its own.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        faults.hold("before_trials")
         if tuner is not None:
             tuner.fit()
     except KeyboardInterrupt:
         pass  # Ctrl-C: the trials that did not end are marked killed below
     finally:
+        signal.signal(signal.SIGINT, previous)
         interrupted = _mark_killed(writer, outcomes)
         writer.wait()  # every trial's data is in MLflow before the report reads it
         for out in outcomes.values():
