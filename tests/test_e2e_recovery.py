@@ -6,10 +6,10 @@ promises: after `--resume` (or the trial's own retries) the sweep exits 0 with e
 MLflow run per trial, each FINISHED with its model and a gap-free, repeat-free epoch history,
 one FINISHED parent, nothing RUNNING.
 
-- The driver killed (SIGKILL of its whole session, local Ray included) at each driver-side
-  and trial-side point in turn, `--resume` after each: one sweep goes through all of them.
-- Ctrl-C once while a trial trains: parent KILLED and tagged interrupted, exit 130, the way
-  back printed; `--resume` then finishes the sweep.
+- Ctrl-C once while a trial trains (parent KILLED and tagged interrupted, exit 130, the way
+  back printed), then the driver killed (SIGKILL of its whole session, local Ray included) at
+  each driver-side and trial-side point in turn, `--resume` after each: one sweep goes
+  through all of them.
 - The process that trains a trial (inline) or drives its worker group (TorchTrainer) killed:
   Tune restarts the trial from its newest checkpoint within its own `train.max_failures`; a
   trial allowed no failure fails at once and the sweep goes on.
@@ -105,10 +105,31 @@ def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
 
 
 def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) -> None:
-    """One sweep (t000 then t001), killed at each point in turn and resumed each time."""
+    """One sweep (t000 then t001), stopped at each point in turn and resumed each time: first
+    Ctrl-C while t000 trains, then SIGKILL of the driver's whole session at every point."""
+    from mlflow.tracking import MlflowClient
+
     spec = _spec(write_sweep, "kill-matrix")
     run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
     holds = Holds(tmp_path / "holds")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    # Ctrl-C once: every unfinished trial KILLED, the parent KILLED and tagged interrupted,
+    # the way back printed, exit 130.
+    log = tmp_path / "ctrl-c.log"
+    point = "mid_epoch:t000:1"
+    proc = start_cli(run, tmp_path, log, env=holds.env(point))
+    holds.wait(point, proc, log)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=600) == 130, log.read_text()
+    assert f"raysweep run {spec} --resume" in log.read_text(), log.read_text()
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("kill-matrix").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "KILLED", parent.info.status
+    assert parent.data.tags["raysweep.status"] == "interrupted"
+    assert [r.info.status for r in runs if r is not parent] == ["KILLED"]  # t000
+
     points = [
         "before_trials",  # parent run created, no trial started
         "mid_epoch:t000:2",  # t000 half-way through epoch 2 (epoch 1 checkpointed)
@@ -118,46 +139,16 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
         "report",  # the end-of-run report logged, the parent not ended
     ]
     for i, point in enumerate(points):
-        held = _run_until(
-            holds, [*run, *(["--resume"] if i else [])], tmp_path, tmp_path / f"{i}.log", point
-        )
+        held = _run_until(holds, [*run, "--resume"], tmp_path, tmp_path / f"{i}.log", point)
         assert held["point"] == point.split(":")[0], held
     last = _finish([*run, "--resume"], tmp_path, tmp_path / "last.log")
     assert "t000 epoch" not in last and "t001 epoch" not in last, last  # nothing trained again
-    _check_complete(f"sqlite:///{tmp_path / 'mlflow.db'}", "kill-matrix", ["t000", "t001"])
+    _check_complete(uri, "kill-matrix", ["t000", "t001"])
     # What the resumes said along the way: t000 went on from its checkpoints, never from zero.
     third = (tmp_path / "2.log").read_text()
     assert "t000 resumed   from its epoch-1 checkpoint" in third, third
     fourth = (tmp_path / "3.log").read_text()
     assert "t000 resumed   from its epoch-2 checkpoint" in fourth, fourth
-
-
-def test_ctrl_c_once_marks_the_sweep_interrupted_and_resume_finishes(
-    write_sweep, tmp_path: Path
-) -> None:
-    from mlflow.tracking import MlflowClient
-
-    spec = _spec(write_sweep, "ctrl-c")
-    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
-    holds = Holds(tmp_path / "holds")
-    log = tmp_path / "1.log"
-    point = "mid_epoch:t000:2"
-    proc = start_cli(run, tmp_path, log, env=holds.env(point))
-    holds.wait(point, proc, log)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=600) == 130, log.read_text()
-    text = log.read_text()
-    assert f"raysweep run {spec} --resume" in text, text
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("ctrl-c")
-    runs = client.search_runs([exp.experiment_id])
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert parent.info.status == "KILLED", parent.info.status
-    assert parent.data.tags["raysweep.status"] == "interrupted"
-    assert all(r.info.status != "RUNNING" for r in runs), [r.info.status for r in runs]
-
-    _finish([*run, "--resume"], tmp_path, tmp_path / "2.log")
-    _check_complete(f"sqlite:///{tmp_path / 'mlflow.db'}", "ctrl-c", ["t000", "t001"])
 
 
 @pytest.mark.parametrize("executor", ["inline", "torch_trainer"])
