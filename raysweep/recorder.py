@@ -165,6 +165,8 @@ class SweepRecorder(tune.Callback):
             elif trial.status == trial.TERMINATED:
                 done = read_done(self.experiment_path, out.trial.trial_id) or {}
                 metrics = {**(trial.last_result or {}), **done}
+                if not metrics.get("epoch"):
+                    continue  # no epoch ever ended: nothing to record; it stays unfinished
                 checkpoint = done.get("checkpoint_path") or (
                     trial.checkpoint.path if trial.checkpoint else None
                 )
@@ -205,7 +207,8 @@ class SweepRecorder(tune.Callback):
         out = self._outcome(trial)
         if out is None:
             return
-        out.failures += 1
+        # Tune's own count (kept across --resume, and without preemptions) decides the retry.
+        out.failures = int(getattr(trial, "num_failures", out.failures + 1))
         limit = out.trial.config.train.max_failures
         self.console.trial_retrying(out, error_text(trial), out.failures, limit)
 

@@ -63,6 +63,7 @@ def restore_outcomes(
                 "(it changed since); run without --resume to start a new sweep"
             )
         out.run_id = child.info.run_id
+        out.restarts = int(child.data.tags.get("raysweep.restarts", 0))  # counts on across runs
         history = writer.client.get_metric_history(out.run_id, "test_acc")
         out.last_epoch = max((m.step for m in history), default=0)
         status = child.data.tags.get(TAG_STATUS, "")
