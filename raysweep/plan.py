@@ -150,15 +150,19 @@ def _drop_inherited_model_kwargs(
     `model.name: [nn, lenet]` around a base `nn` with `hidden_channels` must not hand
     `hidden_channels` to LeNet; kwargs the trial sets itself are kept (and validated).
     """
-    from raysweep.models.registry import catalog
+    from raysweep.errors import UnknownModelError
+    from raysweep.models.registry import model_kwargs
 
     name = config["model"].get("name")
-    if name == base["model"].get("name") or name not in catalog():
+    if name == base["model"].get("name"):
         return
+    try:
+        takes = model_kwargs(name)  # built-in or the user's own (read without running it)
+    except UnknownModelError:
+        return  # validation reports it
     explicit = {p.split(".", 1)[1] for p in overrides if p.startswith("model.")}
     if isinstance(overrides.get("model"), dict):
         explicit |= set(overrides["model"])
-    takes = catalog()[name]
     for key in list(config["model"]):
         if key != "name" and key not in takes and key not in explicit:
             del config["model"][key]

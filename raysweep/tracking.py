@@ -247,11 +247,14 @@ class MlflowWriter(WriteQueue):
         return any(m.step == step for m in self.client.get_metric_history(run_id, key))
 
     def log_final(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
-        """Per-trial results (best_test_acc, best_epoch, ...) and tags."""
+        """Per-trial results (best_test_acc, best_epoch, ...) and tags.
+
+        Safe to repeat: tags are set idempotently, and a metric that already has this value is
+        not logged again (a retried request that had landed, or a trial whose record a crash
+        cut short, closed again by `--resume`)."""
         from mlflow.entities import Metric, RunTag
 
-        if self.retrying() and metrics:
-            # Tags are set idempotently; a metric with this value already there has landed.
+        if metrics:
             logged = self.client.get_run(run_id).data.metrics
             metrics = {k: v for k, v in metrics.items() if logged.get(k) != float(v)}
         now = int(time.time() * 1000)

@@ -94,6 +94,9 @@ def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
         for metric in ("test_acc", "train_loss"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
             assert sorted(steps) == list(range(1, EPOCHS + 1)), (trial_id, metric, steps)
+        # Closed twice (the kill at model_logging): its results are still logged once.
+        best = client.get_metric_history(child.info.run_id, "best_test_acc")
+        assert len(best) == 1, (trial_id, best)
         models = [
             m
             for m in client.search_logged_models([exp.experiment_id])
