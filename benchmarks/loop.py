@@ -1,10 +1,14 @@
 """Images/s of raysweep's training loop vs a plain PyTorch loop doing the same work.
 
-Same model, batch size, data (uint8 on the device, normalized per batch), optimizer and device,
-measured side by side in one process; ratio = raysweep / plain (target >= 0.95). Prints one
-JSON object as its last line.
+Same model, batch size, data (uint8 on the device, normalized per batch), optimizer, device,
+precision and memory format (on CUDA both sides run bf16 autocast where the GPU supports it and
+channels_last, raysweep's defaults; the backend flags are set the same way before every run),
+measured side by side in one process; ratio = raysweep / plain (target >= 0.95). Each epoch is
+at least `--steps` batches (on CPU the small default sizes). Prints one JSON object as its last
+line.
 
     .venv/bin/python benchmarks/loop.py [--models lenet basic_cnn resnet18] [--device cuda]
+        [--steps 50] [--epochs 3] [--dry]
 """
 
 from __future__ import annotations
@@ -18,10 +22,19 @@ import torch.nn.functional as F
 
 from raysweep.config import TrialConfig
 from raysweep.data import ImageData
+from raysweep.device import autocast, configure_backends
 from raysweep.models import create_model
 from raysweep.train import WorkerEnv, train_trial
 
-SIZES = {"lenet": 4096, "basic_cnn": 2048, "resnet18": 512}
+SIZES = {"lenet": 4096, "basic_cnn": 2048, "resnet18": 512}  # CPU: images per epoch
+GPU_STEPS = 50  # CUDA: batches per timed epoch (4 steps of ResNet-18 time launch overheads)
+
+
+def images_per_epoch(model: str, device: str, batch: int, steps: int | None) -> int:
+    """Train images per epoch: the CPU sizes, or `steps` full batches (CUDA's default 50)."""
+    if steps is None and device.startswith("cuda"):
+        steps = GPU_STEPS
+    return batch * steps if steps else SIZES.get(model, 2048)
 
 
 def synthetic(n: int, device: str) -> ImageData:
@@ -67,8 +80,12 @@ def raysweep_rate(model: str, data: ImageData, batch: int, device: str, epochs: 
 def plain_rate(model_name: str, data: ImageData, batch: int, device: str, epochs: int) -> float:
     """The loop a person writes by hand: same work, nothing else."""
     dev = torch.device(device)
+    amp = configure_backends(dev, bf16=True)  # what train_trial sets: same flags, same work
+    channels_last = dev.type == "cuda"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
-    model = create_model(model_name, in_channels=3, num_classes=10, image_size=32).to(dev)
+    model = create_model(model_name, in_channels=3, num_classes=10, image_size=32)
+    model = model.to(dev, memory_format=memory_format)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
@@ -81,8 +98,10 @@ def plain_rate(model_name: str, data: ImageData, batch: int, device: str, epochs
         t0 = time.perf_counter()
         for i in range(0, n, batch):
             idx = perm[i : i + batch]
-            xb = (x[idx].float() / 255 - mean) / std
-            loss = F.cross_entropy(model(xb), y[idx])
+            xb = ((x[idx].float() / 255 - mean) / std).contiguous(memory_format=memory_format)
+            with autocast(dev, amp):
+                logits = model(xb)
+            loss = F.cross_entropy(logits.float(), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -98,15 +117,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=None, help="batches per epoch")
+    parser.add_argument("--dry", action="store_true", help="tiny sizes: checks the script")
     args = parser.parse_args()
+    if args.dry:
+        args.models, args.batch_size, args.epochs, args.steps = ["lenet"], 16, 2, 2
     results = {}
     for name in args.models:
-        data = synthetic(SIZES.get(name, 2048), args.device)
+        n = images_per_epoch(name, args.device, args.batch_size, args.steps)
+        data = synthetic(n, args.device)
         plain = plain_rate(name, data, args.batch_size, args.device, args.epochs)
         ours = raysweep_rate(name, data, args.batch_size, args.device, args.epochs)
         plain_again = plain_rate(name, data, args.batch_size, args.device, args.epochs)
         baseline = max(plain, plain_again)  # the better of two runs: noise only helps plain
         results[name] = {
+            "images_per_epoch": n,
             "raysweep_images_per_s": round(ours, 1),
             "plain_images_per_s": round(baseline, 1),
             "ratio": round(ours / baseline, 3),
@@ -118,6 +143,8 @@ def main() -> None:
                 "benchmark": "loop",
                 "device": args.device,
                 "batch_size": args.batch_size,
+                "epochs": args.epochs,
+                "dry": args.dry,
                 "threads": torch.get_num_threads(),
                 "results": results,
             }

@@ -227,11 +227,17 @@ def run(
     help="Input shape for the parameter counts (default 3x32x32).",
 )
 @click.option("--num-classes", default=10, show_default=True, type=click.IntRange(min=2))
-def models(as_json: bool, input_shape: str, num_classes: int) -> None:
-    """List every registered model with its parameter count."""
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="List the model factories this Python file defines instead (nets.py).",
+)
+def models(as_json: bool, input_shape: str, num_classes: int, file: Path | None) -> None:
+    """List every registered model (or a file's factories) with its parameter count."""
     from raysweep.commands import run_models
 
-    run_models(input_shape, num_classes, as_json)
+    run_models(input_shape, num_classes, as_json, file)
 
 
 # ------------------------------------------------------------ comparing a sweep's runs
@@ -248,6 +254,14 @@ def models(as_json: bool, input_shape: str, num_classes: int) -> None:
 @RUN_OPT
 @click.option("--no-log", is_flag=True, help="Do not log the report to the sweep run.")
 @JSON_OPT
+@click.option(
+    "--band-cut",
+    type=click.Choice(["none", "shortest"]),
+    default="none",
+    show_default=True,
+    help="Where each loss band ends: at the last step any of its trials reached, or at its "
+    "shortest trial's last step (seed 003's script).",
+)
 def report(
     experiment: str,
     tracking_uri: str | None,
@@ -255,15 +269,16 @@ def report(
     parent_id: str | None,
     no_log: bool,
     as_json: bool,
+    band_cut: str,
 ) -> None:
-    """(Re)build a sweep's summary table and comparison plots from MLflow.
+    """(Re)build a sweep's summary table, figures and report.html from MLflow.
 
     Works on finished and interrupted sweeps and on stores from another machine; writes
     the files to --out and to the sweep's parent run, and prints the table.
     """
     from raysweep.commands import run_report
 
-    run_report(experiment, tracking_uri, out, parent_id, not no_log, as_json)
+    run_report(experiment, tracking_uri, out, parent_id, not no_log, as_json, band_cut)
 
 
 @cli.command()

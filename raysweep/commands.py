@@ -72,8 +72,14 @@ def run_plan(
     _say(plan_report(sweep, trials, as_json=as_json, address=address))
 
 
-def run_models(input_shape: str = "3x32x32", num_classes: int = 10, as_json: bool = False) -> None:
-    """Print every registered model with its parameter count for `CxHxW` inputs."""
+def run_models(
+    input_shape: str = "3x32x32",
+    num_classes: int = 10,
+    as_json: bool = False,
+    file: Path | None = None,
+) -> None:
+    """Print every registered model (or the factories `file` defines) with its parameter count
+    for `CxHxW` inputs."""
     from raysweep.models import describe_models
 
     try:
@@ -82,14 +88,25 @@ def run_models(input_shape: str = "3x32x32", num_classes: int = 10, as_json: boo
         raise UserError(f"--input {input_shape!r}: expected CxHxW, e.g. 1x28x28") from None
     if h != w:
         raise UserError(f"--input {input_shape!r}: images must be square")
-    rows = describe_models(in_channels=c, image_size=h, num_classes=num_classes)
+    if file is not None:
+        from raysweep.models.user import file_models
+
+        rows = file_models(file, in_channels=c, image_size=h, num_classes=num_classes)
+        if not rows and not as_json:
+            raise UserError(
+                f"--file {file}: no factory found (a top-level function or class taking "
+                "in_channels, num_classes and image_size)"
+            )
+    else:
+        rows = describe_models(in_channels=c, image_size=h, num_classes=num_classes)
     if as_json:
         _say(json.dumps(rows, indent=1))
         return
     width = max(len(r["name"]) for r in rows)
     _say(f"{'model'.ljust(width)}  {'params':>12}  source")
     for r in rows:
-        _say(f"{r['name'].ljust(width)}  {r['params']:>12,}  {r['source']}")
+        params = "?" if r["params"] is None else f"{r['params']:,}"
+        _say(f"{r['name'].ljust(width)}  {params:>12}  {r['source']}")
 
 
 # ----------------------------------------------------------------------------------- report
@@ -102,16 +119,18 @@ def run_report(
     parent_id: str | None = None,
     log: bool = True,
     as_json: bool = False,
+    band_cut: str = "none",
 ) -> Path:
-    """(Re)build the summary and plots of a sweep from MLflow, write them to `out` and to the
-    sweep's parent run; print the table. Returns the output directory."""
+    """(Re)build the summary, figures and report.html of a sweep from MLflow, write them to
+    `out` and to the sweep's parent run; print the table. `band_cut`: where the loss bands end
+    (`none`, or `shortest` as seed 003's script). Returns the output directory."""
     from raysweep.report.build import build_report
     from raysweep.report.publish import log_report, tracking_client
     from raysweep.report.tables import best_row
     from raysweep.report.text import text_table
     from raysweep.tracking import experiment_id_for, resolve_tracking_uri, ui_hint
 
-    sweep, report, out = build_report(tracking_uri, experiment, out, parent_id)
+    sweep, report, out = build_report(tracking_uri, experiment, out, parent_id, band_cut)
     if log:
         log_report(tracking_client(tracking_uri), sweep.parent_run_id or "", report.files)
     if as_json:
@@ -122,6 +141,7 @@ def run_report(
                     "sweep_run_id": sweep.parent_run_id,
                     "out": str(out),
                     "files": [str(p) for p in report.files],
+                    "page": str(report.page),
                     "logged": log,
                     "rows": _records(report.table),
                     "grouped": _records(report.grouped) if report.grouped is not None else None,
@@ -151,6 +171,7 @@ def run_report(
         )
     names = ", ".join(p.name for p in report.files)
     _say(f"raysweep: wrote {out}/: {names}")
+    _say(f"raysweep: open {report.page} in a browser: the tables and every figure in one page")
     uri = resolve_tracking_uri(tracking_uri)
     if log:
         _say(f"raysweep: logged them to the sweep run {sweep.parent_run_id}")

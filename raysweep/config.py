@@ -6,13 +6,10 @@ Every error names the file, the dotted path and what was expected (`ConfigError`
 
 from __future__ import annotations
 
-import copy
 import difflib
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +20,11 @@ from pydantic import (
 )
 
 from raysweep.errors import ConfigError
+from raysweep.yamlpaths import (
+    load_yaml,
+    parse_override,
+    set_path,
+)
 
 RankMetric = Literal["test_acc", "test_loss", "train_acc", "train_loss", "gap"]
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
@@ -35,7 +37,7 @@ class Strict(BaseModel):
 
 
 class DatasetSpec(Strict):
-    """Which images to train on; see docs/datasets.md."""
+    """Which images to train on; see docs/datasets.md. `name` may be a factory, `file.py:fn`."""
 
     name: Literal["digits", "cifar10", "fashion_mnist", "mnist", "folder", "npz", "synthetic"]
     root: str = "~/.cache/raysweep/data"
@@ -51,11 +53,42 @@ class DatasetSpec(Strict):
     channels: int = Field(3, ge=1)
     cache_dir: str = "~/.cache/raysweep/tensors"
     split_seed: int = 0
+    # A dataset factory's own kwargs (`name: "data.py:load"`; any other unknown key goes here).
+    kwargs: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _factory_kwargs(cls, data: Any) -> Any:
+        from raysweep.user_code import is_ref
+
+        if isinstance(data, dict) and is_ref(str(data.get("name", ""))):
+            extra = {k: v for k, v in data.items() if k not in cls.model_fields}
+            if extra:
+                data = {k: v for k, v in data.items() if k not in extra}
+                data["kwargs"] = {**data.get("kwargs", {}), **extra}
+        return data
+
+    @field_validator("name", mode="wrap")
+    @classmethod
+    def _builtin_or_factory(cls, value: Any, handler: Any) -> Any:
+        from raysweep.user_code import is_ref
+
+        return value if isinstance(value, str) and is_ref(value) else handler(value)
 
     @model_validator(mode="after")
     def _path_for_user_data(self) -> DatasetSpec:
+        from raysweep.user_code import UserCodeError, check_call, is_ref
+
         if self.name in ("folder", "npz") and not self.path:
             raise ValueError(f"dataset '{self.name}' needs 'path' (the {self.name} to read)")
+        if is_ref(self.name):
+            call = {**({"path": self.path} if self.path else {}), **self.kwargs}
+            try:
+                check_call(self.name, call, (), "dataset")
+            except UserCodeError as exc:
+                raise ValueError(str(exc)) from None
+        elif self.kwargs:
+            raise ValueError(f"dataset '{self.name}' takes no kwargs (only a factory does)")
         return self
 
 
@@ -149,6 +182,12 @@ class TrainSpec(Strict):
     compile: bool = False
     max_failures: int = Field(2, ge=0)
     log_model: bool = True
+    # Convert BatchNorm layers to SyncBatchNorm when training on several workers (DDP), so
+    # BatchNorm statistics do not depend on the number of GPUs; no effect on one worker.
+    sync_bn: bool = False
+    # Save a checkpoint every N epochs (and always after the last epoch and whenever the
+    # trial stops): fewer uploads, more epochs redone after a failure.
+    checkpoint_every: int = Field(1, ge=1)
 
 
 class SchedulerSpec(Strict):
@@ -267,6 +306,12 @@ class ResourcesSpec(Strict):
             raise ValueError("fractional gpus_per_worker needs workers_per_trial: 1")
         if g and g > 1 and g != int(g):
             raise ValueError("gpus_per_worker above 1 must be a whole number")
+        if g and g > 1:
+            raise ValueError(
+                f"gpus_per_worker: {g:g}: a worker trains on one GPU (the others would sit "
+                "idle); for several GPUs per trial set workers_per_trial to the GPU count "
+                "and gpus_per_worker: 1 (data-parallel)"
+            )
         return self
 
 
@@ -304,103 +349,6 @@ class SweepSpec(TrialConfig):
 
 
 # ---- loading --------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e-3` (no dot) as a string; sweep files mean a float."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"""
-    ),
-    list("-+0123456789."),
-)
-
-
-def yaml_load(text: str) -> Any:
-    """Parse YAML the way sweep files mean it (`1e-3` is a float)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a sweep file as plain data; ConfigError for a missing or malformed file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: no such sweep file")
-    try:
-        data = yaml_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{p}:{where}: malformed YAML: {problem}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top (name, dataset, model, ...)")
-    return data
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`train.optimizer.lr=0.01` -> ("train.optimizer.lr", 0.01); the value is read as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"--set {text!r}: empty key")
-    try:
-        value = yaml_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML") from exc
-    return key, value
-
-
-def split_path(path: str) -> list[str]:
-    """Dotted path -> keys; `sweep.axes.<axis path>` keeps the axis path as one key."""
-    parts = path.split(".")
-    for i in range(len(parts) - 2):
-        if parts[i] == "sweep" and parts[i + 1] == "axes":
-            return parts[: i + 2] + [".".join(parts[i + 2 :])]
-    return parts
-
-
-def set_path(data: dict[str, Any], path: str, value: Any, merge: bool = False) -> None:
-    """Set (or with merge=True, deep-merge a mapping) `value` at dotted `path`, in place."""
-    keys = split_path(path)
-    node = data
-    for key in keys[:-1]:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = {}
-            node[key] = child
-        node = child
-    last = keys[-1]
-    if merge and isinstance(value, dict) and isinstance(node.get(last), dict):
-        node[last] = deep_merge(node[last], value)
-    else:
-        node[last] = copy.deepcopy(value)
-
-
-def get_path(data: dict[str, Any], path: str, default: Any = None) -> Any:
-    """The value at dotted `path`, or `default`."""
-    node: Any = data
-    for key in split_path(path):
-        if not isinstance(node, dict) or key not in node:
-            return default
-        node = node[key]
-    return node
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `base` with `extra` merged in, mappings recursively."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def format_validation_error(source: str, exc: ValidationError, prefix: str = "") -> str:
@@ -460,6 +408,10 @@ def load_spec(
         key, value = parse_override(text)
         set_path(data, key, value)
     _absolute_paths(data)
+    # `nets.py:TinyNet` means next to the sweep file; trials may run anywhere, so absolute.
+    from raysweep.user_code import resolve_refs
+
+    resolve_refs(data, Path(path).absolute().parent)
     return validate_spec(data, source), data
 
 

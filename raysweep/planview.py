@@ -17,6 +17,19 @@ def _cluster(address: str | None) -> tuple[dict[str, float], str]:
     return init_ray(address, debug=False), f"the cluster at {address}"
 
 
+def sharing_note(gpus_per_worker: float) -> str | None:
+    """What packing trials on a GPU costs (fractional `gpus_per_worker`), or None."""
+    if not 0 < gpus_per_worker < 1:
+        return None
+    per_gpu = int(1 / gpus_per_worker + 1e-9)
+    return (
+        f"GPU sharing: up to {per_gpu} trials per GPU, each capped at "
+        f"{gpus_per_worker:.0%} of its memory (a trial that needs more fails with out of "
+        "memory) and sharing its compute (each trains slower than alone; worth it when one "
+        "trial leaves the GPU mostly idle)"
+    )
+
+
 def plan_report(
     spec: SweepSpec, trials: list[Trial], as_json: bool = False, address: str | None = None
 ) -> str:
@@ -36,6 +49,7 @@ def plan_report(
                 "executor": req.executor,
                 "parallel": parallel,
                 "placement_problems": problems,
+                "gpu_sharing": sharing_note(req.gpus_per_worker),
                 "trials": [t.to_json() for t in trials],
             },
             indent=1,
@@ -53,6 +67,7 @@ def plan_report(
         f"{spec.train.epochs} epochs, {spec.train.optimizer.name} lr "
         f"{format_value(spec.train.optimizer.lr)}, batch {spec.train.batch_size}",
         f"each trial: {req.describe()} ({req.executor}); up to {parallel} at a time on {where}",
+        *filter(None, [sharing_note(req.gpus_per_worker)]),
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
     ]

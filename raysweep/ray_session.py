@@ -71,6 +71,17 @@ def storage_uri(storage: str | None) -> str:
     return str(path)
 
 
+def user_files_env() -> dict[str, Any]:
+    """Runtime-env entries shipping the user's model/dataset files to every node of a cluster.
+
+    The files referenced by the sweep (``model.name: "nets.py:TinyNet"``) were found when it was
+    validated; on a local Ray every process reads them where they are.
+    """
+    from raysweep.user_code import runtime_env
+
+    return runtime_env()
+
+
 def init_ray(address: str | None, debug: bool) -> dict[str, float]:
     """Start (or connect to) Ray quietly; returns the cluster's resources.
 
@@ -87,7 +98,7 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
         # ERROR: Ray's start-up WARNINGs (token authentication is on, ...) are not the user's
         # to act on; `--debug` shows them.
         "logging_level": logging.INFO if debug else logging.ERROR,
-        "runtime_env": {"env_vars": env},
+        "runtime_env": {"env_vars": env, **(user_files_env() if address else {})},
         "ignore_reinit_error": True,
     }
     try:

@@ -10,6 +10,7 @@ worker's CPUs and GPUs itself.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from raysweep.config import ResourcesSpec
 DRIVER_RESOURCE = "trial_driver"
 # Plenty of driver slots: concurrency is bounded by the workers' CPUs/GPUs, not by drivers.
 DRIVER_SLOTS = 10_000
+# The cluster config `ray up` leaves on the head node (the autoscaler reads it).
+AUTOSCALING_CONFIG = "~/ray_bootstrap_config.yaml"
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,17 @@ def resolve(spec: ResourcesSpec, cluster: dict[str, float]) -> TrialResources:
     return TrialResources(spec.workers_per_trial, spec.cpus_per_worker, gpus, inline)
 
 
-def placement_problems(req: TrialResources, cluster: dict[str, float]) -> list[str]:
-    """Why `req` can never be placed on `cluster` (empty when it fits)."""
-    problems = []
+def placement_problems(
+    req: TrialResources,
+    cluster: dict[str, float],
+    nodes: list[dict[str, float]] | None = None,
+) -> list[str]:
+    """Why `req` can never be placed on `cluster` (empty when it fits).
+
+    Checked against the cluster's totals and, per worker, against the kinds of node it has
+    (`nodes`; by default `node_shapes()`): a worker is placed whole on one node, so 8
+    CPUs per worker never fit a cluster of 4-CPU nodes, however many of them there are."""
+    problems = worker_fit_problems(req, node_shapes() if nodes is None else nodes)
     for name, need in req.total.items():
         have = cluster.get(name, 0.0)
         if need > have + 1e-9:
@@ -91,6 +102,57 @@ def placement_problems(req: TrialResources, cluster: dict[str, float]) -> list[s
                 f"a trial needs {need:g} {name} ({req.describe()}) but the cluster has {have:g}"
             )
     return problems
+
+
+def worker_fit_problems(req: TrialResources, nodes: list[dict[str, float]]) -> list[str]:
+    """Why one worker of `req` fits on none of `nodes` (empty when it fits one, or when no
+    node is known)."""
+    need = {k: v for k, v in req.per_worker.items() if v > 0}
+    if not nodes or any(_fits(need, node) for node in nodes):
+        return []
+    largest = ", ".join(_describe_node(n) for n in _distinct(nodes))
+    return [
+        f"one worker needs {_describe_node(need)} on a single node ({req.describe()}) but no "
+        f"node type has that: the nodes have {largest}"
+    ]
+
+
+def _fits(need: dict[str, float], node: dict[str, float]) -> bool:
+    return all(node.get(k, 0.0) + 1e-9 >= v for k, v in need.items())
+
+
+def _describe_node(node: dict[str, float]) -> str:
+    cpu, gpu = node.get("CPU", 0.0), node.get("GPU", 0.0)
+    return f"{cpu:g} CPU" + (f" + {gpu:g} GPU" if gpu else "")
+
+
+def _distinct(nodes: list[dict[str, float]]) -> list[dict[str, float]]:
+    seen: list[dict[str, float]] = []
+    for node in nodes:
+        shape = {"CPU": node.get("CPU", 0.0), "GPU": node.get("GPU", 0.0)}
+        if shape not in seen:
+            seen.append(shape)
+    return seen
+
+
+def live_nodes() -> list[dict[str, float]]:
+    """The resources of each live node of the Ray this process is connected to (empty when
+    it is connected to none; Ray is never imported or started here)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return []
+    return [
+        {k: float(v) for k, v in (n.get("Resources") or {}).items()}
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
+
+
+def node_shapes(config: str | Path = AUTOSCALING_CONFIG) -> list[dict[str, float]]:
+    """Every kind of node a worker may land on: the live nodes and the autoscaler's node
+    types. Empty without either (a local Ray about to start: one node, `cluster`, whose
+    totals `placement_problems` checks anyway)."""
+    return live_nodes() + autoscaling_node_types(config)
 
 
 def concurrency(req: TrialResources, cluster: dict[str, float], limit: int | None) -> int:
@@ -118,9 +180,6 @@ def torch_threads(req: TrialResources) -> int:
     return max(1, int(req.cpus_per_worker))
 
 
-AUTOSCALING_CONFIG = "~/ray_bootstrap_config.yaml"
-
-
 def autoscaling_capacity(path: str | Path = AUTOSCALING_CONFIG) -> dict[str, float]:
     """The most an autoscaling cluster can grow to, from the config `ray up` leaves on its head.
 
@@ -129,15 +188,7 @@ def autoscaling_capacity(path: str | Path = AUTOSCALING_CONFIG) -> dict[str, flo
     counts `max_workers` times (capped by the cluster's `max_workers`), the head once. Empty
     where there is no such file (a laptop, a cluster started by hand).
     """
-    import yaml
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        return {}
-    try:
-        config = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+    config = _autoscaling_config(path)
     cap = config.get("max_workers")
     head = config.get("head_node_type")
     total: dict[str, float] = {}
@@ -148,6 +199,33 @@ def autoscaling_capacity(path: str | Path = AUTOSCALING_CONFIG) -> dict[str, flo
         for resource, amount in (node_type.get("resources") or {}).items():
             total[resource] = total.get(resource, 0.0) + float(amount) * count
     return total
+
+
+def autoscaling_node_types(path: str | Path = AUTOSCALING_CONFIG) -> list[dict[str, float]]:
+    """The resources of each node type an autoscaling cluster can launch (those with
+    `max_workers` above 0, and the head); empty where there is no such config."""
+    config = _autoscaling_config(path)
+    head = config.get("head_node_type")
+    shapes = []
+    for name, node_type in (config.get("available_node_types") or {}).items():
+        if name != head and not int(node_type.get("max_workers", 0) or 0):
+            continue
+        resources = node_type.get("resources") or {}
+        shapes.append({k: float(v) for k, v in resources.items()})
+    return shapes
+
+
+def _autoscaling_config(path: str | Path) -> dict:
+    """The autoscaler's cluster config at `path`, or {} where it is missing or unreadable."""
+    import yaml
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return {}
+    try:
+        return yaml.safe_load(file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
 
 
 def with_capacity(cluster: dict[str, float], capacity: dict[str, float]) -> dict[str, float]:

@@ -9,7 +9,6 @@ torch.distributed is initialized with more than one process (Ray Train does that
 
 from __future__ import annotations
 
-import contextlib
 import math
 import socket
 import time
@@ -25,7 +24,9 @@ from raysweep import faults
 from raysweep.augment import BatchTransform
 from raysweep.config import TrialConfig
 from raysweep.data import ImageData, load_dataset, shard
+from raysweep.device import autocast, check_cuda, configure_backends
 from raysweep.earlystop import EarlyStopper
+from raysweep.evaluation import Batchwise, evaluate
 from raysweep.losses import build_loss
 from raysweep.models import create_model
 from raysweep.optim import build_optimizer, build_schedule
@@ -43,55 +44,6 @@ class WorkerEnv:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     node_id: str = ""
     trial_id: str = ""  # names the trial at fault points (raysweep.faults)
-
-
-@dataclass
-class Batchwise:
-    """Sums over an epoch, kept on the device until `totals()` (one host sync per epoch)."""
-
-    device: torch.device
-    num_classes: int
-    with_confusion: bool = True
-    loss: torch.Tensor = field(init=False)
-    correct: torch.Tensor = field(init=False)
-    count: torch.Tensor = field(init=False)
-    confusion: torch.Tensor = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.loss = torch.zeros((), device=self.device, dtype=torch.float64)
-        self.correct = torch.zeros((), device=self.device, dtype=torch.float64)
-        self.count = torch.zeros((), device=self.device, dtype=torch.float64)
-        self.confusion = torch.zeros(
-            self.num_classes * self.num_classes, device=self.device, dtype=torch.float64
-        )
-
-    def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        """Accumulate one batch (loss is the batch mean)."""
-        pred = logits.argmax(1)
-        n = y.numel()
-        self.loss += mean_loss.detach().double() * n
-        self.correct += (pred == y).sum()
-        self.count += n
-        if self.with_confusion:
-            self.confusion += torch.bincount(
-                y * self.num_classes + pred, minlength=self.num_classes**2
-            ).double()
-
-    def totals(self) -> tuple[float, float, list[list[int]]]:
-        """(mean loss, accuracy, confusion matrix) summed over all ranks."""
-        packed = torch.cat([torch.stack([self.loss, self.correct, self.count]), self.confusion])
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(packed)
-        values = packed.cpu()
-        count = max(values[2].item(), 1.0)
-        confusion = values[3:].round().long().view(self.num_classes, self.num_classes)
-        return values[0].item() / count, values[1].item() / count, confusion.tolist()
-
-
-def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -126,28 +78,6 @@ def model_meta(config: TrialConfig, data: ImageData) -> dict[str, Any]:
     }
 
 
-def evaluate(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    transform: BatchTransform,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    batch_size: int,
-    num_classes: int,
-    amp: bool,
-) -> tuple[float, float, list[list[int]]]:
-    """Mean loss, accuracy and confusion matrix over (x, y), summed across ranks."""
-    model.eval()
-    sums = Batchwise(x.device, num_classes)
-    with torch.inference_mode(), _autocast(x.device, amp):
-        for start in range(0, len(x), batch_size):
-            xb = transform(x[start : start + batch_size], train=False)
-            yb = y[start : start + batch_size]
-            logits = model(xb).float()
-            sums.add(loss_fn(logits, yb), logits, yb)
-    return sums.totals()
-
-
 @dataclass
 class _Trial:
     """Everything one run of the loop trains with: data on the device, model, optimizer, ..."""
@@ -170,6 +100,8 @@ class _Trial:
     transform: BatchTransform
     local_bs: int  # this rank's batch
     steps: int  # full batches per epoch
+    per_rank: int = 0  # train images each rank trains on per epoch
+    amp: bool = False  # bf16 autocast in use (CUDA with bf16 support, `train.bf16`)
 
 
 @dataclass
@@ -187,8 +119,15 @@ def _setup(config: TrialConfig, env: WorkerEnv, data: ImageData) -> _Trial:
     tc, device = config.train, env.device
     # Every rank holds the same number of train images so every rank runs the same steps.
     per_rank = len(data.x_train) // env.world_size
-    x_train, y_train = shard(data.x_train, data.y_train, env.rank, env.world_size)
-    x_train, y_train = x_train[:per_rank].to(device), y_train[:per_rank].to(device)
+    x_shard, y_shard = shard(data.x_train, data.y_train, env.rank, env.world_size)
+    x_shard, y_shard = x_shard[:per_rank].to(device), y_shard[:per_rank].to(device)
+    if env.world_size > 1:
+        # Every rank holds the whole train set; each epoch it takes its slice of one seeded
+        # global permutation (`_epoch_order`), so the ranks' shards change every epoch.
+        x_train = data.x_train[: per_rank * env.world_size].to(device)
+        y_train = data.y_train[: per_rank * env.world_size].to(device)
+    else:
+        x_train, y_train = x_shard, y_shard
     x_test, y_test = shard(data.x_test, data.y_test, env.rank, env.world_size)
     # Its own generator: the global RNG (model init, shuffling) is the same with it on or off.
     pick = torch.randperm(per_rank, generator=torch.Generator().manual_seed(tc.seed))
@@ -208,8 +147,8 @@ def _setup(config: TrialConfig, env: WorkerEnv, data: ImageData) -> _Trial:
         y_train=y_train,
         x_test=x_test.to(device),
         y_test=y_test.to(device),
-        x_eval=x_train[pick],
-        y_eval=y_train[pick],
+        x_eval=x_shard[pick],
+        y_eval=y_shard[pick],
         model=model,
         net=model,
         optimizer=optimizer,
@@ -219,13 +158,30 @@ def _setup(config: TrialConfig, env: WorkerEnv, data: ImageData) -> _Trial:
         transform=BatchTransform(data.mean, data.std, list(tc.augment), device, channels_last),
         local_bs=local_bs,
         steps=per_rank // local_bs,
+        per_rank=per_rank,
+        amp=configure_backends(device, tc.bf16),
     )
+
+
+def _distributed(env: WorkerEnv) -> bool:
+    """True when torch.distributed runs this worker's group of several processes."""
+    return dist.is_available() and dist.is_initialized() and env.world_size > 1
+
+
+def _sync_bn(model: nn.Module, env: WorkerEnv, enabled: bool) -> nn.Module:
+    """BatchNorm layers as SyncBatchNorm (statistics over all ranks) when asked and DDP runs.
+
+    The parameters and buffers are the same tensors (the optimizer keeps working) and the
+    state dict keys are unchanged (a checkpoint loads into the plain model)."""
+    if enabled and _distributed(env):
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
 
 
 def _wrap(model: nn.Module, env: WorkerEnv, compile_model: bool) -> nn.Module:
     """DDP across ranks when torch.distributed runs several processes; torch.compile if asked."""
     net: nn.Module = model
-    if dist.is_available() and dist.is_initialized() and env.world_size > 1:
+    if _distributed(env):
         device = env.device
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -247,6 +203,21 @@ def _restore(t: _Trial, resume: CheckpointState | None) -> _Progress:
     return _Progress(resume["epoch"], resume["best"], resume["history"], resume["step_log"])
 
 
+def _epoch_order(t: _Trial, epoch: int, gen: torch.Generator) -> torch.Tensor:
+    """Indices into `t.x_train` this rank trains on in `epoch`, in order.
+
+    One worker: a permutation from the rank's own generator (results unchanged from before
+    reshuffling existed). Several: one permutation of the whole train set, seeded by (seed,
+    epoch) alike on every rank, and this rank's slice of it."""
+    env = t.env
+    if env.world_size == 1:
+        return torch.randperm(len(t.x_train), generator=gen, device=env.device)
+    shared = torch.Generator(device=env.device)
+    shared.manual_seed(_epoch_seed(t.config.train.seed, epoch, env.world_size))
+    order = torch.randperm(len(t.x_train), generator=shared, device=env.device)
+    return order[env.rank * t.per_rank : (env.rank + 1) * t.per_rank]
+
+
 def _train_epoch(t: _Trial, epoch: int) -> tuple[float, float, list[torch.Tensor]]:
     """One epoch over this rank's shard (reseeded per epoch): mean loss, accuracy, step losses."""
     device, env = t.env.device, t.env
@@ -256,7 +227,7 @@ def _train_epoch(t: _Trial, epoch: int) -> tuple[float, float, list[torch.Tensor
     t.net.train()
     sums = Batchwise(device, t.data.num_classes, with_confusion=False)
     step_losses = []
-    order = torch.randperm(len(t.x_train), generator=gen, device=device)
+    order = _epoch_order(t, epoch, gen)
     # Full batches only (drop_last): BatchNorm1d heads cannot train on a batch of one.
     for step in range(t.steps):
         if step == t.steps // 2 and env.rank == 0:
@@ -264,7 +235,7 @@ def _train_epoch(t: _Trial, epoch: int) -> tuple[float, float, list[torch.Tensor
         idx = order[step * t.local_bs : (step + 1) * t.local_bs]
         xb = t.transform(t.x_train[idx], train=True, generator=gen)
         yb = t.y_train[idx]
-        with _autocast(device, t.config.train.bf16):
+        with autocast(device, t.amp):
             logits = t.net(xb)
         loss = t.loss_fn(logits.float(), yb)
         t.optimizer.zero_grad(set_to_none=True)
@@ -282,7 +253,7 @@ def _evaluate(t: _Trial, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float
     """Mean loss, accuracy and confusion matrix of the model in eval mode over (x, y)."""
     tc = t.config.train
     return evaluate(
-        t.model, x, y, t.transform, t.loss_fn, tc.eval_batch_size, t.data.num_classes, tc.bf16
+        t.model, x, y, t.transform, t.loss_fn, tc.eval_batch_size, t.data.num_classes, t.amp
     )
 
 
@@ -314,6 +285,12 @@ def _checkpoint(
     }
 
 
+def checkpoint_due(epoch: int, every: int) -> bool:
+    """Whether the checkpoint after `epoch` (1-based) is saved (`train.checkpoint_every`);
+    the last epoch and a stopping one are saved whatever this says."""
+    return epoch % every == 0
+
+
 def train_trial(
     config: TrialConfig,
     env: WorkerEnv,
@@ -327,10 +304,10 @@ def train_trial(
     (diverged, early stopping, last epoch), and `report` the metrics with the checkpoint
     state (rank 0; None elsewhere)."""
     tc = config.train
-    if env.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    check_cuda(env.device)
     t = _setup(config, env, data or load_dataset(config.dataset))
     progress = _restore(t, resume)
+    t.model = _sync_bn(t.model, env, tc.sync_bn)
     t.net = _wrap(t.model, env, tc.compile)  # after the restore, as DDP syncs from rank 0
     host = socket.gethostname()
     num_params = sum(p.numel() for p in t.model.parameters())
@@ -387,9 +364,11 @@ def train_trial(
         }
         state: CheckpointState | None = None
         if env.rank == 0:
+            # step losses are gathered every epoch; only the checkpoint is skipped between
             losses = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
             progress.step_log.extend((epoch + 1, lr, value) for value in losses)
-            state = _checkpoint(t, progress, epoch + 1, confusion)
+            if done or checkpoint_due(epoch + 1, tc.checkpoint_every):
+                state = _checkpoint(t, progress, epoch + 1, confusion)
         report(metrics, state)
         if done:
             break

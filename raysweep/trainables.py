@@ -11,6 +11,7 @@ Everything here imports Ray and torch lazily: the driver only pickles these func
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -173,6 +174,53 @@ def checkpoints_newest_first(fs: Any, trial_dir: str) -> list[Any]:
     return [tune.Checkpoint(path, filesystem=fs) for _, path in sorted(found, reverse=True)]
 
 
+def assigned_device(gpu_ids: list[Any], visible: str | None) -> tuple[str, int | None]:
+    """(device type, index) of the GPU Ray assigned this process, from `ray.get_gpu_ids()`
+    and CUDA_VISIBLE_DEVICES: ("cpu", None) without one.
+
+    Ray normally sets CUDA_VISIBLE_DEVICES to the assigned GPUs (the first is then cuda:0);
+    where it does not (RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES, or a mask Ray did not
+    write), the assigned id is found among the visible devices, or used as the index."""
+    if not gpu_ids:
+        return "cpu", None
+    if len(gpu_ids) > 1:
+        raise RuntimeError(
+            f"this worker was given {len(gpu_ids)} GPUs ({gpu_ids}) but trains on one: set "
+            "resources.gpus_per_worker to 1 or less (workers_per_trial for more GPUs)"
+        )
+    wanted = str(gpu_ids[0])
+    masked = [d.strip() for d in (visible or "").split(",") if d.strip()]
+    if visible is not None and wanted in masked:
+        return "cuda", masked.index(wanted)
+    if visible is not None and masked:
+        return "cuda", 0  # a mask of UUIDs or one Ray wrote for this process only
+    return "cuda", int(wanted) if wanted.isdigit() else 0
+
+
+def _share_gpu(device: Any, gpus_per_worker: float) -> None:
+    """Cap this process's share of the GPU's memory at its fraction of the GPU, so trials
+    packed on one GPU (fractional `gpus_per_worker`) fail alone instead of starving others."""
+    import torch
+
+    if device.type == "cuda" and 0 < gpus_per_worker < 1:
+        torch.cuda.set_per_process_memory_fraction(gpus_per_worker, device)
+
+
+def _release_gpu(device: Any) -> None:
+    """Hand the GPU memory this trial cached back to the driver.
+
+    Tune reuses the trial's process for the next trial; memory cached here would stay
+    reserved from other trials sharing the GPU (fractional GPUs). Called in a `finally`:
+    a trial ASHA stops ends with an exception raised inside `report`."""
+    import gc
+
+    import torch
+
+    if device.type == "cuda" and torch.cuda.is_available():
+        gc.collect()  # the model, optimizer and data of the trial's frames, now unreachable
+        torch.cuda.empty_cache()
+
+
 def train_inline(trial: dict[str, Any], run: RunSettings) -> None:
     """A one-worker trial trained in the Tune trial's own process (no worker group).
 
@@ -183,8 +231,10 @@ def train_inline(trial: dict[str, Any], run: RunSettings) -> None:
     import torch
     from ray import tune
 
+    from raysweep import device as device_module
+    from raysweep import train as train_module
     from raysweep.config import TrialConfig
-    from raysweep.train import WorkerEnv, train_trial
+    from raysweep.train import WorkerEnv
 
     experiment = tune.get_context().get_experiment_name()
     trial_id = trial["trial_id"]
@@ -193,20 +243,26 @@ def train_inline(trial: dict[str, Any], run: RunSettings) -> None:
         return
     torch.set_num_threads(run["threads"])
     config = TrialConfig.model_validate(trial["config"])
-    # Ray gives the actor its GPU (or share of one) as CUDA_VISIBLE_DEVICES: it is cuda:0 here.
-    on_gpu = run["resources"]["gpus_per_worker"] > 0
+    gpus = run["resources"]["gpus_per_worker"]
+    kind, index = (
+        assigned_device(ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+        if gpus > 0
+        else ("cpu", None)
+    )
     env = WorkerEnv(
-        device=torch.device("cuda", 0) if on_gpu else torch.device("cpu"),
+        device=torch.device(kind, index),
         node_id=ray.get_runtime_context().get_node_id(),
         trial_id=trial_id,
     )
     resume = _resume_state(*checkpoints_newest_first(fs, trial_dir), tune.get_checkpoint())
     report = _reporter(tune.report, tune.Checkpoint, trial_id)
-    last = train_trial(config, env, report, resume=resume)
-    if on_gpu:
-        # Tune reuses this process for the next trial; GPU memory this one cached would
-        # otherwise stay reserved from other trials sharing the GPU (fractional GPUs).
-        torch.cuda.empty_cache()
+    try:
+        if kind == "cuda":
+            device_module.check_cuda(env.device)
+            _share_gpu(env.device, gpus)
+        last = train_module.train_trial(config, env, report, resume=resume)
+    finally:
+        _release_gpu(env.device)
     final = newest_checkpoint(fs, trial_dir)
     _mark_done(fs, trial_dir, last, final.path if final else None)
 

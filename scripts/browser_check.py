@@ -1,14 +1,22 @@
-"""Check that a sweep shows up in the MLflow UI: parent run and its children, in a real browser.
+"""Check, in a real browser, that a sweep shows up in the MLflow UI, or that a report page
+renders.
 
-Starts `mlflow ui` on the sweep's store (127.0.0.1 only), opens the experiment's runs table
-(`#/experiments/<id>?workflowType=machine_learning`, DESIGN.md) in headless Chromium, and
+MLflow UI: starts `mlflow ui` on the sweep's store (127.0.0.1 only), opens the experiment's runs
+table (`#/experiments/<id>?workflowType=machine_learning`, DESIGN.md) in headless Chromium, and
 checks that the rendered DOM names the sweep's parent run (and counts its children), then
 finds every child run by name on the UI's compare-runs page of those children (see `check`).
+
+Report page (`--page report.html`, what `raysweep report` writes): opens a copy of the page
+with a few lines of script added that, once the page has loaded, write each image's decoded
+size into the DOM, and checks from Chromium's `--dump-dom` that every figure decoded
+(`naturalWidth > 0`; see `check_page`). The page itself has no script.
+
 Optionally saves screenshots. Exit status 0 when everything was found, 1 when not, 2 on a
 setup error.
 
     python scripts/browser_check.py --tracking-uri sqlite:///mlflow.db --experiment NAME \
         [--screenshot ui.png] [--port 5055]
+    python scripts/browser_check.py --page raysweep-report/NAME/report.html [--screenshot p.png]
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import argparse
 import html
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -208,11 +217,91 @@ def check(
     return result
 
 
+# Added to a copy of the page: once it has loaded, each image's decoded size, as JSON text in
+# an element that --dump-dom prints (the report page itself has no script).
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images).map((img) => ({
+    alt: img.alt, complete: img.complete, width: img.naturalWidth, height: img.naturalHeight,
+  }));
+  const out = document.createElement("pre");
+  out.id = "raysweep-image-check";
+  out.textContent = JSON.stringify(images);
+  document.body.appendChild(out);
+});
+</script>"""
+PROBE_RESULT = re.compile(r'<pre id="raysweep-image-check">(.*?)</pre>', re.S)
+
+
+@dataclass
+class PageResult:
+    """What Chromium made of a report page: every image with its decoded size."""
+
+    path: Path
+    images: list[dict] = field(default_factory=list)
+    screenshot: Path | None = None
+
+    @property
+    def broken(self) -> list[str]:
+        """The images (by alt text) that did not decode."""
+        return [i["alt"] for i in self.images if not (i["complete"] and i["width"] > 0)]
+
+    @property
+    def ok(self) -> bool:
+        """True when the page had images and every one of them decoded."""
+        return bool(self.images) and not self.broken
+
+
+def check_page(
+    page: Path, screenshot: Path | None = None, budget_ms: int = 15000, attempts: int = 3
+) -> PageResult:
+    """Open a copy of `page` with `PROBE` added in headless Chromium; read every image's
+    decoded size from the dumped DOM. `screenshot` gets the page itself (top of it)."""
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} not found (apt-get install chromium)")
+    text = page.read_text(encoding="utf-8")
+    if "</body>" not in text:
+        raise RuntimeError(f"{page}: no </body>: not an HTML page")
+    result = PageResult(path=page)
+    with tempfile.TemporaryDirectory(prefix="page-check-") as tmp:
+        probe = Path(tmp) / "page.html"
+        probe.write_text(text.replace("</body>", PROBE + "</body>", 1), encoding="utf-8")
+        for attempt in range(attempts):  # a loaded machine may need more virtual time
+            dom = chromium(probe.as_uri(), ["--dump-dom"], budget_ms * (attempt + 1), 300)
+            found = PROBE_RESULT.search(dom)
+            if found:
+                result.images = json.loads(html.unescape(found.group(1)))
+                break
+    if screenshot is not None:
+        result.screenshot = _shoot(page.resolve().as_uri(), screenshot, budget_ms)
+    return result
+
+
+def page_main(args: argparse.Namespace) -> int:
+    """`--page`: print each image's decoded size; 0 when every image decoded."""
+    try:
+        result = check_page(args.page, args.screenshot, args.budget_ms)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"browser_check: {exc}", file=sys.stderr)
+        return 2
+    print(f"browser_check: {result.path.resolve().as_uri()}")
+    for image in result.images:
+        state = "ok     " if image["alt"] not in result.broken else "BROKEN "
+        print(f"  {state} {image['width']}x{image['height']}  {image['alt']}")
+    if result.screenshot:
+        print(f"browser_check: screenshot {result.screenshot}")
+    if not result.images:
+        print("browser_check: no images found (did the page load?)")
+    print(f"browser_check: {'ok' if result.ok else 'FAILED'}: {len(result.images)} images")
+    return 0 if result.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: print what was found; 0 when every run name was in the page."""
+    """Command line: print what was found; 0 when every run name (or image) was there."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", required=True)
-    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--tracking-uri")
+    parser.add_argument("--experiment")
+    parser.add_argument("--page", type=Path, help="A report.html to check instead of the UI.")
     parser.add_argument("--port", type=int)
     parser.add_argument("--screenshot", type=Path)
     parser.add_argument("--budget-ms", type=int, default=15000, help="Chromium virtual time.")
@@ -220,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         "--ready-timeout", type=float, default=480.0, help="Seconds to wait for `mlflow ui`."
     )
     args = parser.parse_args(argv)
+    if args.page is not None:
+        return page_main(args)
+    if not (args.tracking_uri and args.experiment):
+        parser.error("--tracking-uri and --experiment are required (or --page)")
     try:
         result = check(
             args.tracking_uri,

@@ -244,11 +244,17 @@ def test_write_report_files(tmp_path: Path) -> None:
         "best_by_axis.png",
         "test_acc_curves.png",
         "gap.png",
+        "accuracy_vs_cost.png",
         "loss_landscape.png",
+        "curves__main.png",
+        "curves__main__train.optimizer.lr.png",
+        "curves__main__model.batchnorm.png",
+        "report.html",
     }
     for path in report.files:
         if path.suffix == ".png":
             assert_png(path)
+    assert report.files[-1] == report.page == tmp_path / "out" / "report.html"
     back = pq.read_table(tmp_path / "out" / "summary.parquet").to_pandas()
     assert len(back) == 8 and list(back["trial_id"]) == list(report.table["trial_id"])
     assert back[LR].dtype == np.float64 and back[BN].dtype == bool

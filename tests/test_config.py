@@ -8,18 +8,16 @@ from typing import Any
 import pytest
 import yaml
 
-from raysweep.config import (
-    SweepSpec,
+from raysweep.config import SweepSpec, load_spec, validate_spec
+from raysweep.errors import ConfigError, UserError
+from raysweep.yamlpaths import (
     deep_merge,
     get_path,
-    load_spec,
     load_yaml,
     parse_override,
     set_path,
     split_path,
-    validate_spec,
 )
-from raysweep.errors import ConfigError, UserError
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = "name: t\ndataset: {name: synthetic}\nmodel: {name: lenet}\n"

@@ -6,6 +6,8 @@ import gzip
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import threading
 import types
 from pathlib import Path
@@ -727,3 +729,75 @@ def test_every_format_imports_heavy_dependencies_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- cache lock
+
+
+LOAD_COUNTING = """
+import dataclasses, os, sys, time
+from pathlib import Path
+from raysweep.config import DatasetSpec
+from raysweep.data import load as load_module
+
+spec = DatasetSpec(name="digits", cache_dir=sys.argv[1], root=sys.argv[1])
+real = load_module.get_format("digits")
+
+def slow_decode(s):
+    with Path(sys.argv[2]).open("a") as fh:
+        fh.write(f"{os.getpid()}\\n")
+    time.sleep(1.0)  # a download: the other process arrives meanwhile
+    return real.decode(s)
+
+load_module.get_format = lambda name: dataclasses.replace(real, decode=slow_decode)
+load_module.load_dataset(spec)
+"""
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from raysweep.data.cache import cache_lock
+
+with cache_lock(Path(sys.argv[1])):
+    print("holding", flush=True)
+    time.sleep(1.0)
+"""
+
+
+def _python(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+
+
+def test_two_processes_on_a_fresh_cache_decode_once(tmp_path) -> None:
+    cache, log = tmp_path / "cache", tmp_path / "decodes.log"
+    procs = [_python(LOAD_COUNTING, str(cache), str(log)) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    assert len(log.read_text().split()) == 1  # the second waited, then read the first's file
+    assert [f for f in os.listdir(cache) if f.endswith(".pt")] != []
+    assert not [f for f in os.listdir(cache) if "lock" in f]  # the lock lives elsewhere
+
+
+def test_cache_lock_is_exclusive_across_processes(tmp_path) -> None:
+    import time
+
+    from raysweep.data.cache import cache_lock
+
+    path = tmp_path / "cache" / "x.pt"
+    child = _python(HOLD_LOCK, str(path))
+    assert child.stdout is not None and child.stdout.readline().strip() == "holding"
+    t0 = time.perf_counter()
+    with cache_lock(path):
+        waited = time.perf_counter() - t0
+    assert child.wait(30) == 0
+    assert waited > 0.3
+
+
+def test_cache_lock_that_cannot_be_created_runs_unlocked(tmp_path, monkeypatch) -> None:
+    from raysweep.data import cache as cache_module
+
+    def refuse(*args: Any, **kwargs: Any) -> int:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(cache_module.os, "open", refuse)
+    with cache_module.cache_lock(tmp_path / "x.pt"):
+        pass

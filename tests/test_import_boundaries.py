@@ -26,6 +26,7 @@ TORCH_FREE = (
     "raysweep.ranking",
     "raysweep.ray_session",
     "raysweep.records",
+    "raysweep.yamlpaths",
     "raysweep.resources",
     "raysweep.storage",
     "raysweep.write_queue",

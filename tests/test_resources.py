@@ -182,3 +182,34 @@ def test_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("cpus", "threads"), [(1.0, 1), (0.5, 1), (2.5, 2), (4.0, 4)])
 def test_torch_threads(cpus: float, threads: int) -> None:
     assert torch_threads(TrialResources(1, cpus, 0.0)) == threads
+
+
+def test_a_worker_must_fit_one_node_not_only_the_cluster_totals(tmp_path) -> None:
+    from raysweep.resources import autoscaling_node_types, node_shapes, worker_fit_problems
+
+    req = TrialResources(workers=1, cpus_per_worker=8, gpus_per_worker=1, inline=True)
+    four_cpu_gpu_nodes = [{"CPU": 4.0, "GPU": 1.0}] * 4  # 16 CPUs, 4 GPUs in all
+    problems = placement_problems(req, {"CPU": 16.0, "GPU": 4.0}, nodes=four_cpu_gpu_nodes)
+    assert len(problems) == 1 and "single node" in problems[0] and "4 CPU + 1 GPU" in problems[0]
+    assert worker_fit_problems(req, [{"CPU": 0.0}, {"CPU": 8.0, "GPU": 1.0}]) == []
+    assert worker_fit_problems(req, []) == []  # nothing known about the nodes: totals only
+    config = tmp_path / "bootstrap.yaml"
+    config.write_text(
+        "max_workers: 4\nhead_node_type: head\navailable_node_types:\n"
+        "  head: {resources: {CPU: 0, trial_driver: 10}}\n"
+        "  gpu: {max_workers: 4, resources: {CPU: 4, GPU: 1}}\n"
+        "  off: {max_workers: 0, resources: {CPU: 96, GPU: 8}}\n"
+    )
+    shapes = autoscaling_node_types(config)
+    assert shapes == [{"CPU": 0.0, "trial_driver": 10.0}, {"CPU": 4.0, "GPU": 1.0}]
+    assert node_shapes(config) == shapes  # no Ray connected here: the autoscaler's types
+    assert worker_fit_problems(req, shapes)
+    assert autoscaling_node_types(tmp_path / "missing.yaml") == []
+
+
+def test_plan_says_what_sharing_a_gpu_costs() -> None:
+    from raysweep.planview import sharing_note
+
+    note = sharing_note(0.25)
+    assert note is not None and "4 trials per GPU" in note and "25%" in note
+    assert sharing_note(1.0) is None and sharing_note(0.0) is None

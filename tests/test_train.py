@@ -135,3 +135,17 @@ def test_clean_train_evaluation_makes_gap_the_generalisation_gap(digits_cache: P
         assert "train_eval_acc" not in a
         assert 0.0 <= b["train_eval_acc"] <= 1.0 and b["train_eval_loss"] > 0
         assert b["gap"] == pytest.approx(b["train_eval_acc"] - b["test_acc"])
+
+
+def test_checkpoint_every_keeps_metrics_and_resume_redoes_from_the_newest(
+    digits_cache: Path,
+) -> None:
+    every = _run(_config(digits_cache, epochs=4, checkpoint_every=3))
+    assert [s["epoch"] if s else None for _, s in every] == [None, None, 3, 4]
+    plain = _run(_config(digits_cache, epochs=4))
+    assert [_numbers(m) for m, _ in every] == [_numbers(m) for m, _ in plain]
+    # a failure after epoch 3's checkpoint: training goes on from it, the same numbers
+    resumed = _run(_config(digits_cache, epochs=4, checkpoint_every=3), resume=every[2][1])
+    assert [m["epoch"] for m, _ in resumed] == [4]
+    assert _numbers(resumed[0][0]) == _numbers(plain[3][0])
+    assert len(every[3][1]["step_log"]) == 4 * (512 // 64)  # step losses of every epoch kept

@@ -7,11 +7,15 @@ directory only costs a decode per load.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,14 @@ from raysweep.data.contract import channel_stats, check_decoded
 from raysweep.data.registry import get_format
 from raysweep.data.spec import expand, target_size
 
-__all__ = ["CACHE_VERSION", "cache_path", "read_cache", "to_cache_dict", "write_cache"]
+__all__ = [
+    "CACHE_VERSION",
+    "cache_lock",
+    "cache_path",
+    "read_cache",
+    "to_cache_dict",
+    "write_cache",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +53,40 @@ def cache_path(spec: Any) -> Path:
     if fmt.source is not None:
         key.update(fmt.source(spec))
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return expand(spec.cache_dir) / f"{spec.name}-{digest}.pt"
+    # A user factory's name is a path: keep its file's stem and the function ("data_load").
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec.name).name.replace(".py:", "_"))
+    return expand(spec.cache_dir) / f"{stem}-{digest}.pt"
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of cache file `path`: in the node's temp directory, so the cache
+    directory holds only cache files (and a read-only cache can still be locked)."""
+    digest = hashlib.sha256(str(path.expanduser().resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "raysweep-locks" / f"{path.stem}-{digest}.lock"
+
+
+@contextlib.contextmanager
+def cache_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock for cache file `path` (an flock, released if the process dies).
+
+    Around download + decode + write: trials starting together on a fresh node would otherwise
+    each download the dataset into the same cache. Where the lock file cannot be created, runs
+    unlocked: the writes are atomic anyway.
+    """
+    lock_file = lock_path(path)
+    try:
+        lock_file.parent.mkdir(mode=0o1777, parents=True, exist_ok=True)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        log.warning("could not lock dataset cache %s (%s); decoding unlocked", path, exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def read_cache(path: Path) -> dict[str, Any] | None:

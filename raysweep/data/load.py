@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from raysweep.data.cache import cache_path, read_cache, to_cache_dict, write_cache
+from raysweep.data.cache import cache_lock, cache_path, read_cache, to_cache_dict, write_cache
 from raysweep.data.contract import ImageData
 from raysweep.data.registry import get_format
 from raysweep.data.splits import apply_limits
@@ -23,9 +23,13 @@ def load_dataset(spec: Any) -> ImageData:
     path = cache_path(spec)
     cached = read_cache(path)
     if cached is None:
-        x_train, y_train, x_test, y_test, classes = fmt.decode(spec)
-        cached = to_cache_dict(spec.name, x_train, y_train, x_test, y_test, classes)
-        write_cache(path, cached)
+        # One process per node downloads and decodes; the others wait, then read its file.
+        with cache_lock(path):
+            cached = read_cache(path)
+            if cached is None:
+                x_train, y_train, x_test, y_test, classes = fmt.decode(spec)
+                cached = to_cache_dict(spec.name, x_train, y_train, x_test, y_test, classes)
+                write_cache(path, cached)
     data = ImageData(
         x_train=cached["x_train"],
         y_train=cached["y_train"],

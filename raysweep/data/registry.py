@@ -97,11 +97,15 @@ def list_datasets(pattern: str | None = None) -> list[str]:
 
 
 def get_format(name: str) -> DatasetFormat:
-    """Return the registered format ``name``.
+    """Return the registered format ``name``, or the format of a user factory ``file.py:fn``.
 
     Raises:
         DatasetError: if no format of that name is registered.
     """
+    if ":" in name:  # a factory in the user's code, "data.py:load_scans"
+        from raysweep.data.user import user_format
+
+        return user_format(name)
     _import_formats()
     if name not in _REGISTRY:
         raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(list_datasets())}")

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from raysweep import user_code
 from raysweep.errors import UnknownModelError
 from raysweep.models.signatures import (
     FAMILY_MODULES,
@@ -37,6 +38,7 @@ from raysweep.models.signatures import (
     read_catalog,
     suggest,
 )
+from raysweep.models.user import check_user_model, create_user_model, user_model_kwargs
 
 if TYPE_CHECKING:
     from torch import nn
@@ -136,6 +138,8 @@ def _description(name: str) -> Mapping[str, object]:
     """
     if name in _REGISTRY:
         return _REGISTRY[name].kwargs
+    if user_code.is_ref(name):
+        return user_model_kwargs(name)
     known = read_catalog()
     if name not in known:
         raise _unknown_model(name, sorted(set(known) | set(_REGISTRY)))
@@ -175,6 +179,9 @@ def check_model_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
         UnknownModelError: for an unknown model name, a kwarg the model does not take, or a
             value of the wrong type.
     """
+    if user_code.is_ref(name):
+        check_user_model(name, kwargs)
+        return
     check_kwargs(name, _description(name), kwargs)
 
 
@@ -186,23 +193,30 @@ def create_model(
     image_size: int = 32,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build the registered model ``name`` for ``in_channels`` x ``image_size`` squared inputs.
+    """Build model ``name`` for ``in_channels`` x ``image_size`` squared inputs.
+
+    ``name`` is a registered model or a user factory (``"nets.py:TinyNet"``, an absolute path
+    once the sweep file is loaded, or ``"package.module:factory"``; see
+    :mod:`raysweep.models.user`).
 
     Raises:
         UnknownModelError: for an unknown name, a kwarg the model does not take, or a bad value
-            (e.g. an unknown activation, or an image too small for the model's pooling).
+            (e.g. an unknown activation, or an image too small for the model's pooling); for a
+            user factory that cannot be imported, raises or returns no ``nn.Module``.
     """
-    _import_families()
-    if name not in _REGISTRY:
-        raise _unknown_model(name, list_models())
-    entry = _REGISTRY[name]
-    check_kwargs(name, entry.kwargs, kwargs)
     standard = {"in_channels": in_channels, "num_classes": num_classes, "image_size": image_size}
     for key, value in standard.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UnknownModelError(
                 f"model {name!r}: {key} must be a positive integer, got {value!r}"
             )
+    if user_code.is_ref(name):
+        return create_user_model(name, standard, kwargs)
+    _import_families()
+    if name not in _REGISTRY:
+        raise _unknown_model(name, list_models())
+    entry = _REGISTRY[name]
+    check_kwargs(name, entry.kwargs, kwargs)
     try:
         return entry.factory(**standard, **kwargs)
     except ValueError as exc:

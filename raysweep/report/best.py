@@ -44,7 +44,7 @@ def best_run(
 ) -> BestRun:
     """The best trial of the newest sweep (or of `parent_id`) by `metric` (its best epoch's
     value where tracked), ranked as the summary ranks: failed and diverged trials never win."""
-    sweep = read_sweep(tracking_uri, experiment, parent_id, with_steps=False)
+    sweep = read_sweep(tracking_uri, experiment, parent_id, with_steps=False, with_per_class=False)
     goal = goal or (sweep.goal if metric == sweep.metric else default_goal(metric))
     table = summary_table(replace(sweep, metric=metric, goal=goal))
     row = best_row(table, metric, goal)

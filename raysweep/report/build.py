@@ -1,4 +1,5 @@
-"""Build a sweep's report into a directory: summary tables, summary.md and comparison plots.
+"""Build a sweep's report into a directory: summary tables, summary.md, the figures
+(`raysweep.report.figures`) and report.html, the page that holds them all.
 
 `write_report` makes the files from a `SweepData` (no MLflow); `build_report` reads the sweep
 from MLflow (`raysweep.report.read`) and writes its report, plus the parent's sweep.yaml and
@@ -15,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from raysweep.errors import UserError
-from raysweep.report.landscape import loss_bands, plot_loss_bands
-from raysweep.report.plots import PlotInfo, plot_best_by_axis, plot_curves, plot_gap
+from raysweep.report.figures import draw_figures
+from raysweep.report.page import Section, write_page
+from raysweep.report.plotkit import PlotInfo
 from raysweep.report.read import parent_texts, read_sweep
 from raysweep.report.tables import (
     SweepData,
@@ -27,27 +29,26 @@ from raysweep.report.tables import (
 )
 from raysweep.report.text import markdown_table
 
-PLOT_FILES = {
-    "best_by_axis": "best_by_axis.png",
-    "curves": "test_acc_curves.png",
-    "gap": "gap.png",
-    "loss_landscape": "loss_landscape.png",
-}
+PAGE_FILE = "report.html"
 
 
 @dataclass
 class Report:
-    """What `write_report` made; `files` are the ones logged on the sweep's parent run."""
+    """What `write_report` made; `files` are the ones logged on the sweep's parent run (the
+    page last); `plots` the figures by key, `sections` as the page groups them."""
 
     table: pd.DataFrame
     grouped: pd.DataFrame | None
     files: list[Path]
     plots: dict[str, PlotInfo]
+    sections: list[Section]
+    page: Path
 
 
-def write_report(sweep: SweepData, out: Path) -> Report:
-    """Every summary file and plot of a sweep into `out`:
-    summary.{parquet,csv,md}, summary_by_config.{parquet,csv} (with repeats) and the PNGs."""
+def write_report(sweep: SweepData, out: Path, band_cut: str = "none") -> Report:
+    """Every summary file and figure of a sweep into `out`: summary.{parquet,csv,md},
+    summary_by_config.{parquet,csv} (with repeats), the PNGs and report.html. `band_cut`:
+    where the loss bands end (`raysweep.report.landscape.BAND_CUTS`)."""
     out.mkdir(parents=True, exist_ok=True)
     table = summary_table(sweep)
     files = write_tables(table, out / "summary")
@@ -57,18 +58,18 @@ def write_report(sweep: SweepData, out: Path) -> Report:
         grouped = grouped_summary(table, sweep.axes, sweep.metric, sweep.goal)
         files += write_tables(grouped, out / "summary_by_config")
         md += ["\n## Mean ± std over seeds\n", markdown_table(grouped, grouped=True)]
+    figures = draw_figures(sweep, table, out, band_cut)
+    if len(figures.tables) > 1:  # a table per study and per factor, as the reports give them
+        for heading, rows in figures.tables:
+            md += [f"\n## {heading}\n", markdown_table(rows, wide=False)]
     (out / "summary.md").write_text("\n".join(md))
     files.append(out / "summary.md")
-    plots = {
-        "best_by_axis": plot_best_by_axis(sweep, table, out / PLOT_FILES["best_by_axis"]),
-        "curves": plot_curves(sweep, table, out / PLOT_FILES["curves"]),
-        "gap": plot_gap(sweep, table, out / PLOT_FILES["gap"]),
-    }
-    bands = loss_bands(sweep, table)
-    if bands:
-        plots["loss_landscape"] = plot_loss_bands(sweep, bands, out / PLOT_FILES["loss_landscape"])
-    files += [p.path for p in plots.values()]
-    return Report(table=table, grouped=grouped, files=files, plots=plots)
+    files += [p.path for p in figures.plots.values()]
+    page = write_page(
+        out / PAGE_FILE, sweep, table, grouped, figures.sections, [*files, out / PAGE_FILE]
+    )
+    files.append(page)
+    return Report(table, grouped, files, figures.plots, figures.sections, page)
 
 
 def safe_name(name: str) -> str:
@@ -81,16 +82,17 @@ def build_report(
     experiment: str,
     out: Path | None = None,
     parent_id: str | None = None,
+    band_cut: str = "none",
 ) -> tuple[SweepData, Report, Path]:
-    """Read a sweep from MLflow and write its summary files and plots to `out` (default
-    `./raysweep-report/<experiment>`) with the parent's sweep.yaml and plan.json. Writes
-    nothing to MLflow; `Report.files` are what to log on the parent run."""
+    """Read a sweep from MLflow and write its summary files, figures and report.html to `out`
+    (default `./raysweep-report/<experiment>`) with the parent's sweep.yaml and plan.json.
+    Writes nothing to MLflow; `Report.files` are what to log on the parent run."""
     sweep = read_sweep(tracking_uri, experiment, parent_id)
     pid = sweep.parent_run_id or ""
     if sweep.trials.empty:
         raise UserError(f"sweep run {pid} of {sweep.name!r} has no trials yet")
     out = out or Path("raysweep-report") / safe_name(sweep.name)
-    report = write_report(sweep, out)
+    report = write_report(sweep, out, band_cut)
     for name, text in parent_texts(tracking_uri, experiment, pid).items():
         (out / name).write_text(text)
     return sweep, report, out

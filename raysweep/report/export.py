@@ -1,8 +1,10 @@
 """`raysweep export`: one row per trial run (ids, status, times, typed params, final metrics).
 
 For pandas or DuckDB: params get their types back (`train.optimizer.lr` a float, `train.epochs`
-an int; lists and mixed kinds stay MLflow's text), start times are UTC. Read only, apart from
-the local file `write_export` writes.
+an int; lists and mixed kinds stay MLflow's text), start times are UTC. `duration_s` is the
+trial's `train_time_s` (the sum of its epoch times: the one duration of raysweep's tables),
+`wall_time_s` the MLflow run's start to end. Read only, apart from the local file
+`write_export` writes.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def export_table(
     parent_id: str | None = None,
     all_sweeps: bool = False,
 ) -> pd.DataFrame:
-    """One row per trial run: ids, status, times, every param (typed) and final metric."""
+    """One row per trial run: ids, status, times (`duration_s` = train_time_s, `wall_time_s` =
+    the MLflow run's start to end), every param (typed) and final metric."""
     store = open_store(experiment, tracking_uri)
     parents = sweep_parents(store) if all_sweeps else [find_parent(store, parent_id)]
     runs = [(p.info.run_id, r) for p in parents for r in child_runs(store, p.info.run_id)]
@@ -62,7 +65,8 @@ def export_table(
                 "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")
                 if run.info.start_time
                 else pd.NaT,
-                "duration_s": run_duration(run),
+                "duration_s": run.data.metrics.get("train_time_s"),
+                "wall_time_s": run_duration(run),
                 "model_uri": model_uri_of(run),
             }
         )

@@ -23,17 +23,42 @@ from raysweep.ranking import best, finite, ranked
 
 SEED_AXIS = "train.seed"
 LR_AXIS = "train.optimizer.lr"
-# Per-trial columns of the summary, after the swept parameters.
+# Per-trial columns of the summary, after the swept parameters. The best train values and
+# their epochs sit beside the best test ones, as seed 004's tables give them; `duration_s` is
+# the trial's `train_time_s` (the sum of its epochs' times), `num_params` its model's size.
 METRIC_COLUMNS = (
     "best_test_acc",
     "best_epoch",
+    "best_train_acc",
+    "best_train_acc_epoch",
     "test_acc",
     "train_acc",
+    "train_eval_acc",
+    "best_test_loss",
+    "best_test_loss_epoch",
+    "best_train_loss",
+    "best_train_loss_epoch",
     "test_loss",
     "train_loss",
     "gap",
     "epochs",
     "duration_s",
+    "num_params",
+)
+INT_COLUMNS = (
+    "best_epoch",
+    "best_train_acc_epoch",
+    "best_test_loss_epoch",
+    "best_train_loss_epoch",
+    "epochs",
+    "num_params",
+)
+# Best value of a per-epoch metric and its epoch: (metric, pick, best column, epoch column).
+BESTS = (
+    ("test_acc", "max", "best_test_acc", "best_epoch"),
+    ("train_acc", "max", "best_train_acc", "best_train_acc_epoch"),
+    ("test_loss", "min", "best_test_loss", "best_test_loss_epoch"),
+    ("train_loss", "min", "best_train_loss", "best_train_loss_epoch"),
 )
 # Aggregated over seeds when the sweep has repeats.
 GROUPED_METRICS = ("best_test_acc", "test_acc", "gap", "test_loss", "best_epoch")
@@ -43,12 +68,16 @@ GROUPED_METRICS = ("best_test_acc", "test_acc", "gap", "test_loss", "best_epoch"
 class SweepData:
     """A sweep as tables.
 
-    trials: one row per trial with `trial_id name status run_id studies duration_s`, one column
-        per swept parameter (its value, also for trials that did not override it, where known)
-        and the final metrics (`best_test_acc best_epoch test_acc train_acc test_loss train_loss
-        gap epochs`; any may be missing, they are filled from `history`).
-    history: one row per trial and epoch: `trial_id epoch` and the per-epoch metrics.
+    trials: one row per trial with `trial_id name status run_id studies`, one column per
+        swept parameter (its value, also for trials that did not override it, where known), the
+        final metrics (`best_test_acc best_epoch test_acc train_acc test_loss train_loss gap`,
+        the best train/test values and epochs of `BESTS`, `train_time_s`; any may be missing:
+        they are filled from `history`), and where known `num_params` and `model_name`.
+    history: one row per trial and epoch: `trial_id epoch` and the per-epoch metrics
+        (`train_eval_acc train_eval_loss` too where the trial ran the clean train pass).
     steps: one row per trial and optimizer step: `trial_id step epoch lr loss`.
+    per_class: one row per trial and class: `trial_id class accuracy` (the class's recall on
+        the test set at the trial's last epoch), in the dataset's class order.
     axes: the swept parameters (dotted paths), in plan order.
     overrides: trial_id -> the swept parameters that trial set (OFAT panels use it); a trial
         missing here is taken to set every axis it has a value for.
@@ -58,6 +87,7 @@ class SweepData:
     trials: pd.DataFrame
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     steps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
     axes: list[str] = field(default_factory=list)
     overrides: dict[str, set[str]] = field(default_factory=dict)
     metric: str = "test_acc"
@@ -100,7 +130,9 @@ def _axis_column(values: Iterable[Any]) -> list[Any]:
 
 
 def _from_history(history: pd.DataFrame, trial_id: str) -> dict[str, Any]:
-    """Final and best metrics of one trial computed from its per-epoch history."""
+    """Final and best metrics of one trial computed from its per-epoch history: the last
+    epoch's values, each `BESTS` value with its (first) epoch, the duration as the sum of the
+    epoch times, and the gap as train_eval_acc - test_acc where the clean pass was logged."""
     if history.empty or "trial_id" not in history:
         return {}
     rows = history[history["trial_id"] == trial_id].sort_values("epoch")
@@ -108,19 +140,40 @@ def _from_history(history: pd.DataFrame, trial_id: str) -> dict[str, Any]:
         return {}
     last = rows.iloc[-1]
     out: dict[str, Any] = {"epochs": int(last["epoch"])}
-    for key in ("test_acc", "train_acc", "test_loss", "train_loss", "gap"):
+    for key in ("test_acc", "train_acc", "train_eval_acc", "test_loss", "train_loss", "gap"):
         if key in rows:
             out[key] = last[key]
-    if "test_acc" in rows and rows["test_acc"].notna().any():
-        top = rows.loc[rows["test_acc"].idxmax()]
-        out["best_test_acc"] = float(top["test_acc"])
-        out["best_epoch"] = int(top["epoch"])
+    for key, pick, best_key, epoch_key in BESTS:
+        if key in rows and rows[key].notna().any():
+            top = rows.loc[rows[key].idxmax() if pick == "max" else rows[key].idxmin()]
+            out[best_key] = float(top[key])
+            out[epoch_key] = int(top["epoch"])
+    if "epoch_time_s" in rows and rows["epoch_time_s"].notna().any():
+        out["duration_s"] = float(rows["epoch_time_s"].sum())
+    clean, test = finite(out.get("train_eval_acc")), finite(out.get("test_acc"))
+    if clean is not None and test is not None:
+        out["gap"] = clean - test
     return out
+
+
+def _metric_cell(raw: dict[str, Any], filled: dict[str, Any], key: str) -> Any:
+    """One metric of a summary row: the logged final value, else the one from the history.
+    The duration is the logged `train_time_s`, else the sum of the epoch times (never MLflow's
+    run start and end); the gap is recomputed where the clean train pass was logged."""
+    if key == "duration_s":
+        value = finite(raw.get("train_time_s"))
+        value = value if value is not None else finite(filled.get("duration_s"))
+        return value if value is not None else finite(raw.get("duration_s"))
+    if key == "gap" and finite(filled.get("train_eval_acc")) is not None:
+        return finite(filled.get("gap"))
+    value = finite(raw.get(key))
+    return value if value is not None else finite(filled.get(key))
 
 
 def summary_table(sweep: SweepData) -> pd.DataFrame:
     """One row per trial: id, name, status, every swept parameter, final and best metrics,
-    epochs, duration and run id; best first (failed and diverged trials last)."""
+    epochs, duration, parameter count, run id and studies; best first (failed and diverged
+    trials last)."""
     rows = []
     for raw in sweep.trials.to_dict("records"):
         filled = _from_history(sweep.history, raw["trial_id"])
@@ -132,10 +185,7 @@ def summary_table(sweep: SweepData) -> pd.DataFrame:
         for axis in sweep.axes:
             row[axis] = raw.get(axis)
         for key in METRIC_COLUMNS:
-            value = raw.get(key)
-            if finite(value) is None:
-                value = filled.get(key, value)
-            row[key] = finite(value) if key != "epochs" else value
+            row[key] = _metric_cell(raw, filled, key)
         row["run_id"] = raw.get("run_id") or ""
         row["studies"] = raw.get("studies") or ""
         rows.append(row)
@@ -144,7 +194,7 @@ def summary_table(sweep: SweepData) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=columns)
     for axis in sweep.axes:
         table[axis] = pd.Series(_axis_column(table[axis]), index=table.index, dtype=object)
-    for key in ("best_epoch", "epochs"):
+    for key in INT_COLUMNS:
         table[key] = pd.array(
             [None if finite(v) is None else int(v) for v in table[key]], dtype="Int64"
         )

@@ -1,12 +1,18 @@
-"""Summary tables as text: aligned columns for the terminal, Markdown for summary.md.
+"""Summary tables as text: aligned columns for the terminal, Markdown for summary.md, HTML for
+report.html.
 
-Accuracies and the gap show as percentages, other metrics with four significant digits, swept
-values as the run names write them (`1e-3`); missing cells are `-`. `raysweep report`, the end
-of `raysweep run` (`raysweep.summary`) and summary.md all format through here.
+Accuracies and the gap show as percentages, parameter counts with thousands separators, other
+metrics with four significant digits, swept values as the run names write them (`1e-3`);
+missing cells are `-`. A metric column no trial has a value for (older runs logged no
+`num_params`, no best train values) is left out. The terminal shows the narrow view (no
+final train values, no best losses); Markdown and HTML show every column. `raysweep report`,
+the end of `raysweep run` (`raysweep.summary`), summary.md and report.html all format through
+here.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -24,16 +30,46 @@ def _cell(value: Any, key: str) -> str:
         base = key.removesuffix("_mean").removesuffix("_std")
         if base.endswith("acc") or base == "gap":
             return f"{100 * value:.2f}%"
+        if base == "num_params":
+            return f"{value:,.0f}"
+        if base == "duration_s":
+            return f"{value:.1f}"
         if base in METRIC_COLUMNS:
             return f"{value:.4g}"
         return format_value(float(value))  # a swept value: 1e-3, as in the run names
+    if key == "num_params" and isinstance(value, int | np.integer):
+        return f"{int(value):,}"
     return format_value(value) if isinstance(value, list | dict | bool) else str(value)
 
 
-def display_columns(table: pd.DataFrame) -> list[str]:
-    """The columns worth showing a person (no run ids, study lists or names)."""
-    skip = {"run_id", "studies", "name", "train_acc", "train_loss"}
-    return [c for c in table.columns if c not in skip]
+HIDDEN = frozenset({"run_id", "studies", "name"})
+# Left out of the terminal's narrow view (summary.csv, summary.md and report.html have them).
+WIDE_ONLY = frozenset(
+    {
+        "train_acc",
+        "train_loss",
+        "train_eval_acc",
+        "best_test_loss",
+        "best_test_loss_epoch",
+        "best_train_loss",
+        "best_train_loss_epoch",
+    }
+)
+
+
+def _empty(column: pd.Series) -> bool:
+    return bool(column.isna().all())
+
+
+def display_columns(table: pd.DataFrame, wide: bool = False) -> list[str]:
+    """The columns worth showing a person: no run ids, study lists or names, no metric column
+    without a value; `wide=False` (the terminal) also leaves out `WIDE_ONLY`."""
+    skip = HIDDEN if wide else HIDDEN | WIDE_ONLY
+    return [
+        c
+        for c in table.columns
+        if c not in skip and not (c in METRIC_COLUMNS and len(table) and _empty(table[c]))
+    ]
 
 
 def _display_grouped(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -50,16 +86,20 @@ def _display_grouped(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
-def _rows(table: pd.DataFrame, grouped: bool) -> tuple[list[str], list[list[str]]]:
+def table_cells(
+    table: pd.DataFrame, grouped: bool = False, wide: bool = False
+) -> tuple[list[str], list[list[str]]]:
+    """(header, rows of formatted cells) of a summary or grouped summary."""
     if grouped:
         return _display_grouped(table)
-    cols = display_columns(table)
+    cols = display_columns(table, wide)
     return cols, [[_cell(r[c], c) for c in cols] for r in table.to_dict("records")]
 
 
-def markdown_table(table: pd.DataFrame, grouped: bool = False) -> str:
-    """A summary (or grouped summary) as a Markdown table, like the seed reports' tables."""
-    header, cells = _rows(table, grouped)
+def markdown_table(table: pd.DataFrame, grouped: bool = False, wide: bool = True) -> str:
+    """A summary (or grouped summary) as a Markdown table, like the seed reports' tables;
+    every column unless `wide=False`."""
+    header, cells = table_cells(table, grouped, wide)
     if not cells:
         return "(no trials)\n"
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -69,7 +109,7 @@ def markdown_table(table: pd.DataFrame, grouped: bool = False) -> str:
 
 def text_table(table: pd.DataFrame, grouped: bool = False, limit: int = 40) -> str:
     """A summary (or grouped summary) as aligned plain text for the terminal."""
-    header, cells = _rows(table, grouped)
+    header, cells = table_cells(table, grouped)
     if not cells:
         return "(no trials)"
     shown = cells[:limit]
@@ -79,3 +119,16 @@ def text_table(table: pd.DataFrame, grouped: bool = False, limit: int = 40) -> s
     if len(cells) > limit:
         lines.append(f"... {len(cells) - limit} more rows in summary.csv")
     return "\n".join(lines)
+
+
+def html_table(table: pd.DataFrame, grouped: bool = False, wide: bool = True) -> str:
+    """A summary (or grouped summary) as an HTML table (escaped); every column unless
+    `wide=False` (the terminal's narrow view)."""
+    header, cells = table_cells(table, grouped, wide)
+    if not cells:
+        return "<p>(no trials)</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
