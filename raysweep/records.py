@@ -74,9 +74,10 @@ EPOCH_METRICS = (
     "lr",
     "epoch_time_s",
     "images_per_s",
-    "train_eval_loss",  # only with `train.eval_train`: the clean eval-mode pass over train images
-    "train_eval_acc",
 )
+# Per-epoch too, only with `train.eval_train`: the clean eval-mode pass over train images.
+CLEAN_TRAIN_METRICS = ("train_eval_loss", "train_eval_acc")
+LOGGED_PER_EPOCH = EPOCH_METRICS + CLEAN_TRAIN_METRICS
 # Per-trial results logged when a trial ends. `train_time_s` (the sum of its epochs' times) is
 # a trial's one duration: the terminal table and `raysweep report` both show it.
 FINAL_KEYS = (

@@ -25,7 +25,7 @@ from typing import Any
 
 from raysweep import faults
 from raysweep.errors import UserError
-from raysweep.records import EPOCH_METRICS, TAG_TRIAL
+from raysweep.records import LOGGED_PER_EPOCH, TAG_TRIAL
 from raysweep.write_queue import WriteQueue, outage_reason
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -235,7 +235,7 @@ class MlflowWriter(WriteQueue):
         now = int(time.time() * 1000)
         batch = [
             Metric(k, float(metrics[k]), now, step)
-            for k in EPOCH_METRICS
+            for k in LOGGED_PER_EPOCH
             if isinstance(metrics.get(k), int | float)
         ]
         if self.retrying():

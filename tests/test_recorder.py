@@ -19,8 +19,8 @@ import pytest
 from raysweep.plan import Trial
 from raysweep.recorder import SweepRecorder, current_recorder
 from raysweep.records import (
-    EPOCH_METRICS,
     FINAL_KEYS,
+    LOGGED_PER_EPOCH,
     PARAM_NUM_PARAMS,
     TAG_STATUS,
     TAG_TRIAL,
@@ -237,7 +237,7 @@ def test_complete_takes_its_status_from_the_last_result(
     assert run.data.tags[TAG_STATUS] == status
     assert run.data.tags["raysweep.epochs_run"] == "2"
     last_result = result(2, 0.9, last=last, **extra)
-    final = {k: v for k, v in run.data.metrics.items() if k not in EPOCH_METRICS}
+    final = {k: v for k, v in run.data.metrics.items() if k not in LOGGED_PER_EPOCH}
     assert final == {k: float(last_result[k]) for k in FINAL_KEYS if k in last_result}
     assert (final["best_test_acc"], final["best_epoch"], final["train_time_s"]) == (0.9, 2, 4)
     assert (final["stopped_early"], final["diverged"]) == (

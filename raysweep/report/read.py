@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from raysweep.ranking import finite
-from raysweep.records import EPOCH_METRICS, PARAM_NUM_PARAMS, TAG_TRIAL
+from raysweep.records import LOGGED_PER_EPOCH, PARAM_NUM_PARAMS, TAG_TRIAL
 from raysweep.report.store import (
     Store,
     child_runs,
@@ -34,7 +34,7 @@ FINAL_METRICS = ("best_test_acc", "best_epoch", "test_acc", "train_acc", "test_l
 FINAL_METRICS += ("train_loss", "gap", "train_time_s")
 FINAL_METRICS += tuple(k for _, _, best, epoch in BESTS[1:] for k in (best, epoch))
 # Per-epoch metrics (the clean train pass's `train_eval_acc train_eval_loss` among them).
-HISTORY_METRICS = EPOCH_METRICS
+HISTORY_METRICS = LOGGED_PER_EPOCH
 
 
 def read_plan(store: Store, parent_id: str) -> list[dict[str, Any]] | None:
