@@ -47,9 +47,9 @@ def hand_trainable(config: dict[str, Any]) -> None:
     import torch.nn.functional as F
     from ray import tune
 
-    from raysweep.config import DatasetSpec
     from raysweep.data import load_dataset
     from raysweep.models import create_model
+    from raysweep.sections import DatasetSpec
 
     torch.set_num_threads(1)
     torch.manual_seed(config["seed"])
@@ -82,8 +82,8 @@ def hand_trainable(config: dict[str, Any]) -> None:
 
 def warm_cache(work: Path) -> None:
     """Decode digits into the cache both sides read, so neither pays for it."""
-    from raysweep.config import DatasetSpec
     from raysweep.data import load_dataset
+    from raysweep.sections import DatasetSpec
 
     load_dataset(DatasetSpec(name="digits", image_size=32, cache_dir=str(work / "cache")))
 

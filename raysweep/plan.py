@@ -14,7 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from raysweep.config import StudySpec, SweepSpec, TrialConfig, validate_trial
+from raysweep.config import SweepSpec, TrialConfig, validate_trial
+from raysweep.sections import StudySpec
 from raysweep.yamlpaths import get_path, set_path
 
 # Short names for the run name and tables ("alexnet lr=1e-4 adam bs=128").

@@ -144,9 +144,9 @@ def _spec_from_run(info: Any, model_uri: str) -> InputSpec:
     """A model without raysweep metadata: rebuild the dataset from its run's params."""
     from mlflow.tracking import MlflowClient
 
-    from raysweep.config import DatasetSpec
     from raysweep.data import load_dataset
     from raysweep.report.store import parse_param
+    from raysweep.sections import DatasetSpec
 
     run_id = getattr(info, "run_id", None)
     if not run_id:

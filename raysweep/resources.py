@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from raysweep.config import ResourcesSpec
+from raysweep.sections import ResourcesSpec
 
 DRIVER_RESOURCE = "trial_driver"
 # Plenty of driver slots: concurrency is bounded by the workers' CPUs/GPUs, not by drivers.

@@ -668,9 +668,10 @@ def test_docs_cover_the_cluster_workflow() -> None:
 def test_sweeps_are_planned_at_the_size_the_cluster_can_grow_to(config: dict, tmp_path) -> None:
     """With GPU workers at min 0 the live cluster has no GPU and no CPU until trials ask; the
     plan uses the autoscaling config `ray up` leaves on the head (here: cluster.yaml itself)."""
-    from raysweep.config import ResourcesSpec, SweepSpec
+    from raysweep.config import SweepSpec
     from raysweep.errors import UserError
     from raysweep.resources import autoscaling_capacity, with_capacity
+    from raysweep.sections import ResourcesSpec
     from raysweep.sweep import plan_resources
 
     capacity = autoscaling_capacity(CLUSTER_YAML)

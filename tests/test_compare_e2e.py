@@ -154,9 +154,9 @@ def test_best_agrees_with_the_summary(
 
 def _digits_test_set(run) -> tuple[np.ndarray, np.ndarray]:
     """The trial's test split, rebuilt from its dataset params (uint8 N x 1 x 32 x 32)."""
-    from raysweep.config import DatasetSpec
     from raysweep.data import load_dataset
     from raysweep.report.store import parse_param
+    from raysweep.sections import DatasetSpec
 
     fields = {
         k.removeprefix("dataset."): parse_param(v)

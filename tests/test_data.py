@@ -34,7 +34,7 @@ from raysweep.data import (
 from raysweep.errors import DatasetError, UserError
 
 try:
-    from raysweep.config import DatasetSpec
+    from raysweep.sections import DatasetSpec
 except ImportError:  # config.py is written in parallel; the fields below mirror it
     DatasetSpec = None
 
@@ -737,7 +737,7 @@ def test_every_format_imports_heavy_dependencies_lazily() -> None:
 LOAD_COUNTING = """
 import dataclasses, os, sys, time
 from pathlib import Path
-from raysweep.config import DatasetSpec
+from raysweep.sections import DatasetSpec
 from raysweep.data import load as load_module
 
 spec = DatasetSpec(name="digits", cache_dir=sys.argv[1], root=sys.argv[1])

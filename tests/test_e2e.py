@@ -136,8 +136,8 @@ def test_logged_model_predicts_with_logged_accuracy(cli_sweep: dict) -> None:
     import mlflow
     import torch
 
-    from raysweep.config import DatasetSpec
     from raysweep.data import load_dataset
+    from raysweep.sections import DatasetSpec
 
     client = _client(cli_sweep["uri"])
     exp = client.get_experiment_by_name("e2e-digits")

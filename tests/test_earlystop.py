@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from raysweep.config import EarlyStopSpec
 from raysweep.earlystop import EarlyStopper, metric_goal
+from raysweep.sections import EarlyStopSpec
 
 
 def _feed(stopper: EarlyStopper, values: list[float], metric: str = "test_acc") -> list[bool]:

@@ -14,8 +14,9 @@ from torch import nn
 from raysweep import device as device_module
 from raysweep import train as train_module
 from raysweep import trainables
-from raysweep.config import ResourcesSpec, TrialConfig
+from raysweep.config import TrialConfig
 from raysweep.device import check_cuda, configure_backends, driver_problem, driver_version
+from raysweep.sections import ResourcesSpec
 from raysweep.train import WorkerEnv, _epoch_order, _sync_bn, checkpoint_due
 from raysweep.trainables import assigned_device
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raysweep.config import LossSpec
 from raysweep.losses import LOSS_NAMES, build_loss
+from raysweep.sections import LossSpec
 
 LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
 TARGETS = torch.tensor([0, 2])

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-from raysweep.config import LrScheduleSpec, OptimizerSpec
 from raysweep.optim import (
     OPTIMIZER_NAMES,
     build_optimizer,
@@ -17,6 +16,7 @@ from raysweep.optim import (
     lr_at,
     resolved_optimizer_params,
 )
+from raysweep.sections import LrScheduleSpec, OptimizerSpec
 
 # ---- optimizers -----------------------------------------------------------------------------
 

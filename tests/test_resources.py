@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from raysweep.config import ResourcesSpec
 from raysweep.resources import (
     TrialResources,
     concurrency,
@@ -17,6 +16,7 @@ from raysweep.resources import (
     torch_threads,
     trial_request,
 )
+from raysweep.sections import ResourcesSpec
 
 
 @pytest.mark.parametrize(

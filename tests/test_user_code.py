@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from raysweep import user_code
-from raysweep.config import ConfigError, DatasetSpec, load_spec
+from raysweep.config import ConfigError, load_spec
 from raysweep.errors import DatasetError, UnknownModelError
 from raysweep.models import create_model
 from raysweep.models.registry import check_model_kwargs
+from raysweep.sections import DatasetSpec
 from tests.conftest import run_cli
 
 NETS = '''
