@@ -108,6 +108,14 @@ TRACKING_OPT = click.option(
     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).",
 )
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+STUDY_OPT = click.option(
+    "--study",
+    "studies",
+    multiple=True,
+    metavar="NAME",
+    help="Only this study's trials (repeat it, or NAME,NAME, for several); trial ids stay "
+    "those of the whole sweep.",
+)
 EXPERIMENT_ARG = click.argument("experiment")
 RUN_OPT = click.option(
     "--run",
@@ -152,11 +160,18 @@ def validate(spec: Path, overrides: tuple[str, ...]) -> None:
 @SET_OPT
 @JSON_OPT
 @click.option("--address", metavar="ADDR", help="Check placement against this Ray cluster.")
-def plan(spec: Path, overrides: tuple[str, ...], as_json: bool, address: str | None) -> None:
-    """Print the trials `run` will run: resolved parameters, count, resources per trial."""
+@STUDY_OPT
+def plan(
+    spec: Path,
+    overrides: tuple[str, ...],
+    as_json: bool,
+    address: str | None,
+    studies: tuple[str, ...],
+) -> None:
+    """Print the trials `run` will run: resolved parameters, count, resources per study."""
     from raysweep.commands import run_plan
 
-    run_plan(spec, overrides, as_json, address)
+    run_plan(spec, overrides, as_json, address, studies)
 
 
 @cli.command()
@@ -180,6 +195,7 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool, address: str | N
 @click.option(
     "--resume", is_flag=True, help="Finish this sweep's last run (after Ctrl-C or a crash)."
 )
+@STUDY_OPT
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -191,16 +207,19 @@ def run(
     max_concurrent: int | None,
     quiet: bool,
     resume: bool,
+    studies: tuple[str, ...],
 ) -> None:
     """Run a sweep: trials scheduled by Ray Tune, trained in their Tune trial (one worker) or
     as Ray Train TorchTrainer jobs (several workers), recorded in MLflow."""
     from raysweep.commands import load_sweep
     from raysweep.outcome_report import sweep_end
+    from raysweep.plan import select_studies
     from raysweep.progress import Console
     from raysweep.runner import run_sweep
     from raysweep.sweep import RunOptions
 
     sweep, trials = load_sweep(spec, overrides)
+    trials, selected = select_studies(sweep, trials, studies)
     console = Console(quiet=quiet)
     options = RunOptions(
         tracking_uri=tracking_uri,
@@ -209,9 +228,10 @@ def run(
         max_concurrent=max_concurrent,
         resume=resume,
         debug=_debug(ctx),
+        studies=selected,
     )
     outcomes = run_sweep(sweep, trials, spec.read_text(), options, console)
-    end = sweep_end(outcomes.values(), sweep, spec, overrides, tracking_uri)
+    end = sweep_end(outcomes.values(), sweep, spec, overrides, tracking_uri, selected)
     for line in end.lines:
         console.say(line)
     ctx.exit(end.exit_code)

@@ -57,19 +57,33 @@ def load_sweep(spec: Path, overrides: tuple[str, ...] = ()) -> tuple[SweepSpec, 
 
 def run_validate(spec: Path, overrides: tuple[str, ...] = ()) -> None:
     """Check a sweep file and every trial it expands to; print one line when all is well."""
+    from raysweep.plan import base_trials, is_adaptive
+    from raysweep.searchspace import tpe_study
+
     sweep, trials = load_sweep(spec, overrides)
-    noun = "trial" if len(trials) == 1 else "trials"
-    _say(f"{spec}: ok: sweep '{sweep.name}', {len(trials)} {noun}")
+    if is_adaptive(sweep):
+        base_trials(sweep, trials, str(spec))  # the base a tpe search starts from is valid
+        count = f"up to {tpe_study(sweep).samples} trials (tpe: chosen as results arrive)"
+    else:
+        count = f"{len(trials)} trial{'' if len(trials) == 1 else 's'}"
+    _say(f"{spec}: ok: sweep '{sweep.name}', {count}")
 
 
 def run_plan(
-    spec: Path, overrides: tuple[str, ...] = (), as_json: bool = False, address: str | None = None
+    spec: Path,
+    overrides: tuple[str, ...] = (),
+    as_json: bool = False,
+    address: str | None = None,
+    studies: tuple[str, ...] = (),
 ) -> None:
-    """Print the trials `raysweep run` would run (checked against Ray cluster `address`)."""
+    """Print the trials `raysweep run` would run (checked against Ray cluster `address`), of
+    the `studies` given (`--study`) or all."""
+    from raysweep.plan import select_studies
     from raysweep.planview import plan_report
 
     sweep, trials = load_sweep(spec, overrides)
-    _say(plan_report(sweep, trials, as_json=as_json, address=address))
+    trials, selected = select_studies(sweep, trials, studies)
+    _say(plan_report(sweep, trials, as_json=as_json, address=address, studies=selected))
 
 
 def run_models(

@@ -17,8 +17,10 @@ from raysweep.errors import ConfigError
 from raysweep.sections import (
     DatasetSpec,
     ModelSpec,
+    RequestSpec,
     ResourcesSpec,
     Strict,
+    StudySpec,
     SweepSection,
     TrainSpec,
 )
@@ -53,6 +55,27 @@ class SweepSpec(TrialConfig):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _study_resources_valid(self) -> SweepSpec:
+        for index, study in enumerate(self.sweep.studies):
+            where = f"sweep.studies[{index}].resources"
+            if study.resources and "max_concurrent" in study.resources:
+                raise ValueError(
+                    f"{where}.max_concurrent: how many trials run at once is the whole "
+                    "sweep's: set it in the top-level resources (or run --max-concurrent)"
+                )
+            try:
+                self.study_resources(study)
+            except ValidationError as exc:
+                raise ValueError("; ".join(validation_messages(exc, where))) from None
+        return self
+
+    def study_resources(self, study: StudySpec) -> RequestSpec:
+        """What each trial of `study` asks of the cluster: the top-level `resources` with
+        every key the study's own `resources` sets replaced (key by key, like `set`)."""
+        top = self.resources.model_dump(exclude={"max_concurrent", "placement_timeout_s"})
+        return RequestSpec.model_validate({**top, **(study.resources or {})})
+
     def base_dict(self) -> dict[str, Any]:
         """The base trial config (dataset, model, train) as plain data."""
         return self.model_dump(mode="json", include={"dataset", "model", "train"})
@@ -63,6 +86,12 @@ class SweepSpec(TrialConfig):
 
 def format_validation_error(source: str, exc: ValidationError, prefix: str = "") -> str:
     """One line per pydantic error: `file: dotted.path: message`."""
+    return "\n".join(f"{source}: {line}" for line in validation_messages(exc, prefix))
+
+
+def validation_messages(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One `dotted.path: message` per pydantic error (just the message where there is no
+    path); `prefix` is put before every path."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
@@ -72,8 +101,8 @@ def format_validation_error(source: str, exc: ValidationError, prefix: str = "")
             msg = "unknown key"
         elif err["type"] == "literal_error":
             msg = f"{msg}, got {err.get('input')!r}"
-        lines.append(f"{source}: {path}: {msg}" if path else f"{source}: {msg}")
-    return "\n".join(lines)
+        lines.append(f"{path}: {msg}" if path else msg)
+    return lines
 
 
 def check_axis_path(path: str, source: str, where: str) -> None:

@@ -1,8 +1,9 @@
 """How `raysweep run` ends: what it prints once the sweep is over, and its exit code.
 
 Exit codes: 0 every trial ended normally (finished, stopped by the scheduler, early-stopped,
-diverged), 1 some trial failed (each is listed with the last line of its error), 130 the sweep
-was interrupted (the unfinished trials are counted and `--resume` is printed to finish them).
+diverged), 1 some trial failed (each is listed with the last line of its error, a lost process
+in a few words: `raysweep.trial_errors`), 130 the sweep was interrupted (the unfinished trials
+are counted and `--resume` is printed to finish them).
 Bad input never gets here: it is a `UserError`, exit 2, before anything starts.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from raysweep.records import TrialStatus
+from raysweep.trial_errors import error_reason
 
 if TYPE_CHECKING:
     from raysweep.config import SweepSpec
@@ -38,6 +40,7 @@ def sweep_end(
     spec_path: str | Path,
     overrides: Iterable[str],
     tracking_uri: str | None,
+    studies: Iterable[str] = (),
 ) -> SweepEnd:
     """The end of `raysweep run SPEC_PATH [--set OVERRIDE ...]`: looks up the sweep's MLflow
     experiment (for the link to its runs), then `summarize`s the outcomes."""
@@ -45,7 +48,7 @@ def sweep_end(
 
     uri = resolve_tracking_uri(tracking_uri)
     where = ui_hint(uri, experiment_id_for(uri, spec.name))
-    rerun = rerun_command(spec_path, overrides)
+    rerun = rerun_command(spec_path, overrides, studies)
     return summarize(outcomes, spec.sweep.metric, spec.sweep.goal, where, rerun)
 
 
@@ -65,7 +68,7 @@ def summarize(
     for out in failed:
         lines.append(
             f"raysweep: trial {out.trial.trial_id} ({out.trial.name}) {out.status}: "
-            f"{_last_line(out.error or out.status)}"
+            f"{error_reason(out.error or '') or out.status}"
         )
     lines += ["", f"raysweep: results in MLflow: {where}"]
     if killed:
@@ -77,12 +80,17 @@ def summarize(
     return SweepEnd(lines, EXIT_FAILED if failed else EXIT_OK)
 
 
-def rerun_command(spec_path: str | Path, overrides: Iterable[str]) -> str:
-    """The `raysweep run` command line that runs this sweep again, as the person typed it."""
-    return " ".join(["raysweep run", str(spec_path), *(f"--set {o}" for o in overrides)])
-
-
-def _last_line(text: str) -> str:
-    """The last line of an error (its message, after any traceback); '' for none."""
-    last = text.strip().splitlines()[-1:]
-    return last[0] if last else ""
+def rerun_command(
+    spec_path: str | Path, overrides: Iterable[str], studies: Iterable[str] = ()
+) -> str:
+    """The `raysweep run` command line that runs this sweep again, as the person typed it
+    (with its `--study` selection, which `--resume` must be given again)."""
+    selected = ",".join(studies)
+    return " ".join(
+        [
+            "raysweep run",
+            str(spec_path),
+            *(f"--set {o}" for o in overrides),
+            *([f"--study {selected}"] if selected else []),
+        ]
+    )

@@ -11,11 +11,13 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from raysweep.config import SweepSpec, TrialConfig, validate_trial
-from raysweep.sections import StudySpec
+from raysweep.errors import UserError
+from raysweep.sections import RequestSpec, StudySpec
 from raysweep.yamlpaths import get_path, set_path
 
 # Short names for the run name and tables ("alexnet lr=1e-4 adam bs=128").
@@ -33,13 +35,15 @@ _VALUE_ONLY = {"model.name", "train.optimizer.name", "train.loss.name", "train.l
 
 @dataclass(frozen=True)
 class Trial:
-    """One resolved trial: its id, the studies it belongs to, what the sweep changed, its config."""
+    """One resolved trial: its id, the studies it belongs to, what the sweep changed, its config,
+    and what it asks of the cluster (its study's resources)."""
 
     trial_id: str
     studies: tuple[str, ...]
     overrides: dict[str, Any]
     config: TrialConfig
     fingerprint: str = field(default="")
+    resources: RequestSpec = field(default_factory=RequestSpec)
 
     @property
     def name(self) -> str:
@@ -66,7 +70,20 @@ class Trial:
             "overrides": self.overrides,
             "fingerprint": self.fingerprint,
             "config": self.config.model_dump(mode="json"),
+            "resources": self.resources.model_dump(mode="json"),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trial:
+        """The trial `to_json` described (a trial an adaptive search created at run time)."""
+        return cls(
+            trial_id=data["trial_id"],
+            studies=tuple(data["studies"]),
+            overrides=dict(data["overrides"]),
+            config=TrialConfig.model_validate(data["config"]),
+            fingerprint=data["fingerprint"],
+            resources=RequestSpec.model_validate(data["resources"]),
+        )
 
 
 def _describe(path: str, value: Any) -> str:
@@ -120,6 +137,8 @@ def _sample(dist: Any, rng: random.Random) -> Any:
 def _points(study: StudySpec, base: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     """The override sets a study asks for, in a stable order."""
     axes = study.axes
+    if study.mode == "tpe":
+        return []  # chosen while the sweep runs (raysweep.search)
     if not axes:
         return [{}]
     if study.mode == "grid":
@@ -170,12 +189,16 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 
 def expand(spec: SweepSpec, source: str = "<sweep>") -> list[Trial]:
-    """Every trial of the sweep, deduplicated across studies (a shared base runs once)."""
+    """Every trial of the sweep, deduplicated across studies (a shared base runs once).
+
+    A trial is a config trained under a request: the same config in two studies with
+    different resources (data-parallel on 4 GPUs, and on 1) is two trials, one per study."""
     base = spec.base_dict()
     seed0 = spec.train.seed
-    by_key: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {}
+    by_key: dict[str, tuple[dict[str, Any], dict[str, Any], list[str], RequestSpec]] = {}
     for index, study in enumerate(spec.sweep.studies):
-        study_name = study.name or (f"study{index}" if len(spec.sweep.studies) > 1 else "main")
+        name = study_name(spec, index)
+        resources = spec.study_resources(study)
         study_base = _apply(base, study.set)
         points = _points(study, study_base, seed=seed0 * 1000 + index)
         for point in points:
@@ -186,29 +209,103 @@ def expand(spec: SweepSpec, source: str = "<sweep>") -> list[Trial]:
                     overrides["train.seed"] = point_seed + rep
                 config = _apply(study_base, overrides)
                 _drop_inherited_model_kwargs(config, study_base, overrides)
-                key = json.dumps(config, sort_keys=True)
+                key = json.dumps([config, resources.model_dump(mode="json")], sort_keys=True)
                 if key in by_key:
-                    if study_name not in by_key[key][2]:
-                        by_key[key][2].append(study_name)
+                    if name not in by_key[key][2]:
+                        by_key[key][2].append(name)
                     continue
                 shown = {**study.set, **overrides} if study.set else overrides
-                by_key[key] = (config, shown, [study_name])
+                by_key[key] = (config, shown, [name], resources)
 
-    trials = []
-    for i, (config, overrides, studies) in enumerate(by_key.values()):
-        trial_id = f"t{i:03d}"
-        where = f"trial {trial_id} ({_overrides_text(overrides)})"
-        validated = validate_trial(config, source, where)
-        trials.append(
-            Trial(
-                trial_id=trial_id,
-                studies=tuple(studies),
-                overrides=overrides,
-                config=validated,
-                fingerprint=fingerprint(validated.model_dump(mode="json")),
-            )
+    return [
+        make_trial(f"t{i:03d}", studies, overrides, config, source, resources=resources)
+        for i, (config, overrides, studies, resources) in enumerate(by_key.values())
+    ]
+
+
+def study_name(spec: SweepSpec, index: int) -> str:
+    """The name a study goes by: its own, or `main` / `study<i>`."""
+    return spec.sweep.study_names()[index]
+
+
+def select_studies(
+    spec: SweepSpec, trials: list[Trial], wanted: Iterable[str]
+) -> tuple[list[Trial], tuple[str, ...]]:
+    """The trials of the studies `wanted` (`--study`: names, or comma lists of them) with the
+    ids the whole plan gives them, and the selection in file order: empty when it is every
+    study (the whole sweep). UserError naming the sweep's studies for an unknown name."""
+    names = spec.sweep.study_names()
+    chosen = {n.strip() for text in wanted for n in text.split(",") if n.strip()}
+    unknown = [n for n in sorted(chosen) if n not in names]
+    if unknown:
+        raise UserError(
+            f"--study {', '.join(unknown)}: sweep '{spec.name}' has no such study "
+            f"(studies: {', '.join(names)})"
         )
-    return trials
+    if not chosen or chosen == set(names):
+        return trials, ()
+    return [t for t in trials if chosen & set(t.studies)], tuple(n for n in names if n in chosen)
+
+
+def study_requests(spec: SweepSpec, selected: Iterable[str] = ()) -> dict[str, RequestSpec]:
+    """Each study's request (all of them, or the `selected` ones), by study name."""
+    chosen = set(selected)
+    return {
+        name: spec.study_resources(study)
+        for name, study in zip(spec.sweep.study_names(), spec.sweep.studies, strict=True)
+        if not chosen or name in chosen
+    }
+
+
+def make_trial(
+    trial_id: str,
+    studies: list[str] | tuple[str, ...],
+    overrides: dict[str, Any],
+    config: dict[str, Any],
+    source: str,
+    *,
+    resources: RequestSpec,
+) -> Trial:
+    """A validated trial from its resolved config; errors name the trial and its overrides."""
+    where = f"trial {trial_id} ({_overrides_text(overrides)})"
+    validated = validate_trial(config, source, where)
+    return Trial(
+        trial_id=trial_id,
+        studies=tuple(studies),
+        overrides=overrides,
+        config=validated,
+        fingerprint=fingerprint(validated.model_dump(mode="json")),
+        resources=resources,
+    )
+
+
+def point_trial(
+    spec: SweepSpec, index: int, trial_id: str, point: dict[str, Any], source: str
+) -> Trial:
+    """The trial of study `index` at `point` (axis path -> value), as `expand` would make it."""
+    study = spec.sweep.studies[index]
+    study_base = _apply(spec.base_dict(), study.set)
+    config = _apply(study_base, point)
+    _drop_inherited_model_kwargs(config, study_base, point)
+    shown = {**study.set, **point} if study.set else dict(point)
+    resources = spec.study_resources(study)
+    return make_trial(
+        trial_id, [study_name(spec, index)], shown, config, source, resources=resources
+    )
+
+
+def base_trials(spec: SweepSpec, trials: list[Trial], source: str = "<sweep>") -> list[Trial]:
+    """`trials`, or for an adaptive sweep (whose trials are made as it runs) its base trial:
+    what the checks before a sweep starts (datasets, models, retries, epochs) look at."""
+    if trials or not is_adaptive(spec):
+        return trials
+    index = next(i for i, s in enumerate(spec.sweep.studies) if s.mode == "tpe")
+    return [point_trial(spec, index, "base", {}, source)]
+
+
+def is_adaptive(spec: SweepSpec) -> bool:
+    """True when the sweep's points are chosen as results arrive (mode: tpe)."""
+    return any(s.mode == "tpe" for s in spec.sweep.studies)
 
 
 def _overrides_text(overrides: dict[str, Any]) -> str:

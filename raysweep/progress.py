@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from raysweep.ranking import rank_value
 from raysweep.records import TrialStatus
+from raysweep.trial_errors import error_reason, lost_process
 
 if TYPE_CHECKING:
     from raysweep.config import SweepSpec
@@ -44,17 +45,29 @@ class Console:
         self,
         spec: SweepSpec,
         trials: list[Trial],
-        req: TrialResources,
+        requests: dict[str, TrialResources],
         parallel: int,
         tracking_uri: str,
         experiment_id: str,
     ) -> None:
-        """The header: what runs, how, and where it is recorded."""
+        """The header: what runs, how (each study's resources, by name), where it is recorded."""
+        from raysweep.plan import is_adaptive
+        from raysweep.resources import describe_requests
+
         self.t0 = time.time()
         self.metric, self.goal, self.total = spec.sweep.metric, spec.sweep.goal, len(trials)
+        count = f"{len(trials)} trial{'s' if len(trials) != 1 else ''}"
+        if is_adaptive(spec):
+            self.total = max(s.samples for s in spec.sweep.studies)
+            count = f"up to {self.total} trials chosen by tpe"
+        distinct = set(requests.values())
+        if len(distinct) == 1:
+            req = distinct.pop()
+            how = f"{req.describe()} each ({req.executor})"
+        else:
+            how = f"resources per study ({describe_requests(requests)})"
         self.say(
-            f"raysweep: sweep '{spec.name}': {len(trials)} trial{'s' if len(trials) != 1 else ''}, "
-            f"{req.describe()} each ({req.executor}), "
+            f"raysweep: sweep '{spec.name}': {count}, {how}, "
             f"up to {parallel} at a time; scheduler {spec.sweep.scheduler.name}"
         )
         self.say(f"raysweep: tracking {tracking_uri} (experiment id {experiment_id})")
@@ -83,9 +96,9 @@ class Console:
         self._event(f"{out.trial.trial_id} started   {out.trial.name}")
 
     def trial_retrying(self, out: TrialOutcome, error: str, failures: int, limit: int) -> None:
-        """A trial failed and is being restarted (from its newest checkpoint, if any)."""
-        lines = error.strip().splitlines()
-        reason = lines[-1] if lines else "unknown error"
+        """A trial failed and is being restarted (from its newest checkpoint, if any): one line,
+        a lost process (Ray's paragraph on it is in the log file) in a few words."""
+        reason = error_reason(error) or "unknown error"
         self._event(
             f"{out.trial.trial_id} retrying  failure {failures} of {limit} allowed: {reason[:160]}"
         )
@@ -109,8 +122,10 @@ class Console:
         """A trial ended, however it ended."""
         m = out.metrics
         if out.status == TrialStatus.FAILED:
-            first = (out.error or "").strip().splitlines()
-            reason = first[-1] if first else "unknown error"
+            reason = error_reason(out.error or "") or "unknown error"
+            if lost_process(out.error or ""):  # what happens next: nothing, it is not retried
+                limit = out.trial.config.train.max_failures
+                reason = f"{reason}; no retry left (train.max_failures {limit})"
             self._event(f"{out.trial.trial_id} FAILED    {reason[:200]}")
         else:
             best = m.get("best_test_acc")

@@ -2,8 +2,9 @@
 
 `init_ray` starts a local Ray with the `trial_driver` resource, or connects to a cluster, with
 raysweep's defaults for Ray's own settings (a value the user exported wins) and Ray's logs
-kept off the terminal; `storage_uri` and `check_storage_reach` refuse a checkpoint location
-that cannot serve every node. No Ray import at module level (`raysweep plan --address` uses it).
+kept off the terminal (in `raysweep.logfile`'s file when one is open); `storage_uri` and
+`check_storage_reach` refuse a checkpoint location that cannot serve every node. No Ray
+import at module level (`raysweep plan --address` uses it).
 """
 
 from __future__ import annotations
@@ -90,13 +91,21 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
     """
     import ray
 
+    from raysweep import logfile
+
+    log = logfile.current()
+    if log is not None:
+        log.adopt()  # importing Ray gave its logger a terminal handler of its own
     address = address or os.environ.get("RAY_ADDRESS") or None
     env = ray_env(local=not address)
     os.environ.update(env)
     kwargs: dict[str, Any] = {
         "log_to_driver": debug,
-        # ERROR: Ray's start-up WARNINGs (token authentication is on, ...) are not the user's
-        # to act on; `--debug` shows them.
+        # Ray's start-up WARNINGs (token authentication is off, ...) are not the user's to act
+        # on: with `raysweep run`'s log file (`raysweep.logfile`) they go there, Ray's logger
+        # left without a terminal handler of its own; elsewhere only ERRORs show. `--debug`
+        # shows them.
+        "configure_logging": log is None,
         "logging_level": logging.INFO if debug else logging.ERROR,
         "runtime_env": {"env_vars": env, **(user_files_env() if address else {})},
         "ignore_reinit_error": True,
@@ -110,7 +119,9 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
         if address:
             raise UserError(f"--address {address}: cannot connect to Ray: {exc}") from None
         raise UserError(f"could not start a local Ray instance: {exc}") from None
-    if not debug:
+    if log is not None:
+        log.route_ray_errors()  # "A worker died ..." to the log: raysweep says it in one line
+    elif not debug:
         quiet_library_logs()
     live = {k: float(v) for k, v in ray.cluster_resources().items()}
     # An autoscaling cluster is planned at the size it can grow to, not the size it has now.
@@ -118,7 +129,8 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
 
 
 def quiet_library_logs() -> None:
-    """Keep Ray's and MLflow's log lines off the terminal; raysweep reports what matters.
+    """Keep Ray's and MLflow's log lines off the terminal where no log file takes them
+    (`raysweep plan --address`; `raysweep run` has its own: `raysweep.logfile`).
 
     A failed trial's traceback is kept in its MLflow run and summarized by raysweep; Tune
     would also print it, and "Trials did not complete", to stderr. `--debug` shows them.

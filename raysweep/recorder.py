@@ -7,6 +7,7 @@ the process that unpickles it (`current_recorder`), so a resumed sweep gets the 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ from typing import Any
 from ray import tune
 
 from raysweep import faults
+from raysweep.plan import Trial
 from raysweep.progress import Console
 from raysweep.records import (
     FINAL_KEYS,
     PARAM_NUM_PARAMS,
+    TAG_OVERRIDES,
     TAG_STATUS,
     TAG_TRIAL,
     TrialOutcome,
@@ -57,8 +60,16 @@ class SweepRecorder(tune.Callback):
 
     def _outcome(self, trial: Any) -> TrialOutcome | None:
         """The trial's outcome; None for one that ended in an earlier run (already recorded)."""
-        out = self.outcomes[trial.config["trial"]["trial_id"]]
+        out = self._known(trial)
         return None if out.recorded else out
+
+    def _known(self, trial: Any) -> TrialOutcome:
+        """The outcome of a Tune trial; a trial an adaptive search just made gets a new one."""
+        planned = trial.config["trial"]
+        out = self.outcomes.get(planned["trial_id"])
+        if out is None:
+            out = self.outcomes[planned["trial_id"]] = TrialOutcome(Trial.from_json(planned))
+        return out
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         out = self._outcome(trial)
@@ -80,6 +91,10 @@ class SweepRecorder(tune.Callback):
             TAG_TRIAL: t.trial_id,
             "raysweep.studies": ",".join(t.studies),
             "raysweep.fingerprint": t.fingerprint,
+            # How it trains (its study's resources): `inline` or `torch_trainer`.
+            "raysweep.executor": "inline" if t.resources.inline else "torch_trainer",
+            # What the sweep set for this trial: `--resume` of an adaptive search reads it back.
+            TAG_OVERRIDES: json.dumps(t.overrides, sort_keys=True),
             TAG_STATUS: TrialStatus.RUNNING,
         }
         if out.run_id is None:
@@ -100,12 +115,14 @@ class SweepRecorder(tune.Callback):
             return
         epoch = int(result.get("epoch", 0))
         resumed_from = int(result.get("resumed_from") or 0)
+        first = out.last_epoch == 0  # (before the epochs it missed are filled in below)
         if resumed_from:
             out.restarts += 1
             self.console.trial_resumed(out, resumed_from)
             if out.run_id:
                 tags = {"raysweep.restarts": str(out.restarts)}
                 self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
+            self._log_missed(out, result.get("epochs_before") or [], resumed_from)
         if epoch <= out.last_epoch:
             # Already logged: a restarted worker redid an epoch, or a trial whose training had
             # ended replays its last result (the driver died while recording it; the record is
@@ -114,7 +131,6 @@ class SweepRecorder(tune.Callback):
                 out.metrics = dict(result)
                 out.checkpoint_path = result.get("checkpoint_path") or out.checkpoint_path
             return
-        first = out.last_epoch == 0
         out.last_epoch = epoch
         out.metrics = dict(result)
         out.checkpoint_path = result.get("checkpoint_path") or out.checkpoint_path
@@ -123,6 +139,16 @@ class SweepRecorder(tune.Callback):
             if first:
                 self._log_where(out, result)
         self.console.trial_result(out, self.outcomes)
+
+    def _log_missed(self, out: TrialOutcome, before: list[dict[str, Any]], upto: int) -> None:
+        """Epochs up to `upto` (the checkpoint a trial went on from) whose results never reached
+        this driver (lost with the process that sent them), logged from the checkpoint's own
+        history so the run's epochs stay gap-free."""
+        for epoch in range(out.last_epoch + 1, min(upto, len(before)) + 1):
+            if out.run_id:
+                metrics = {**before[epoch - 1], "epoch": epoch}
+                self.writer.submit(self.writer.log_epoch, out.run_id, metrics)
+            out.last_epoch = epoch
 
     def _log_where(self, out: TrialOutcome, result: dict[str, Any]) -> None:
         """Where the trial ran (tags) and its model's size (a param), from its first result."""
@@ -157,7 +183,7 @@ class SweepRecorder(tune.Callback):
         from raysweep.trainables import read_done
 
         for trial in trials:
-            out = self.outcomes[trial.config["trial"]["trial_id"]]
+            out = self._known(trial)
             if out.recorded or out.status.ended:
                 continue
             if trial.status == trial.ERROR:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 if TYPE_CHECKING:
     from raysweep.plan import Trial
@@ -97,6 +97,10 @@ PARAM_NUM_PARAMS = "num_params"  # a run param: the model's parameter count
 
 TAG_TRIAL = "raysweep.trial_id"
 TAG_STATUS = "raysweep.status"
+# On a sweep's parent run made with `--study`: the studies it runs, comma-separated in file
+# order (absent: every study). `--resume` continues the newest parent of the same selection.
+TAG_SELECTED_STUDIES = "raysweep.selected_studies"
+TAG_OVERRIDES = "raysweep.overrides"  # JSON: what the sweep set for the trial
 
 
 @dataclass
@@ -120,20 +124,16 @@ class TrialOutcome:
 
 
 class RunSettings(TypedDict):
-    """What every trial of a sweep gets besides its own config (`TrialPayload["run"]`)."""
+    """What every trial of a sweep gets besides its own config (`TrialPayload["run"]`).
+
+    A trial's resources are its own (`Trial.to_json()["resources"]`, its study's); they are
+    resolved against `cluster` (`raysweep.trainables.trial_resources`) by Tune on the driver,
+    for the trial's request, and by the trial itself, for how it trains."""
 
     storage: str  # where checkpoints go (a path or a URI)
-    threads: int  # torch threads per worker
-    inline: bool  # trained in the Tune trial's process (one worker) or by a TorchTrainer
-    resources: WorkerResources
-
-
-class WorkerResources(TypedDict):
-    """A trial's workers: how many, and what each asks Ray for."""
-
-    workers: int
-    gpus_per_worker: float
-    per_worker: dict[str, float]
+    cluster: dict[str, float]  # the cluster's CPU, GPU and trial_driver totals at the start
+    # resources.placement_timeout_s (raysweep.placement); absent in sweeps started before it
+    placement_timeout_s: NotRequired[float | None]
 
 
 class TrialPayload(TypedDict):
@@ -159,3 +159,4 @@ class CheckpointState(TypedDict):
     step_log: list[tuple[int, float, float]]  # (epoch, lr, loss) per step
     confusion: list[list[int]]  # rows = true class
     meta: dict[str, Any]  # model name and kwargs, input shape, normalization, classes
+    last: dict[str, Any]  # the result reported with this checkpoint (is_last_epoch, ...)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from raysweep.sections import ResourcesSpec
+from raysweep.sections import RequestSpec
 
 DRIVER_RESOURCE = "trial_driver"
 # Plenty of driver slots: concurrency is bounded by the workers' CPUs/GPUs, not by drivers.
@@ -75,13 +76,12 @@ def local_cluster() -> dict[str, float]:
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(local_gpu_count())}
 
 
-def resolve(spec: ResourcesSpec, cluster: dict[str, float]) -> TrialResources:
+def resolve(spec: RequestSpec, cluster: dict[str, float]) -> TrialResources:
     """Fill in defaults: GPUs per worker default to 1 where the cluster has GPUs, else 0."""
     gpus = spec.gpus_per_worker
     if gpus is None:
         gpus = 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
-    inline = spec.executor == "inline" or (spec.executor == "auto" and spec.workers_per_trial == 1)
-    return TrialResources(spec.workers_per_trial, spec.cpus_per_worker, gpus, inline)
+    return TrialResources(spec.workers_per_trial, spec.cpus_per_worker, gpus, spec.inline)
 
 
 def placement_problems(
@@ -164,10 +164,65 @@ def concurrency(req: TrialResources, cluster: dict[str, float], limit: int | Non
     return min(fits, limit) if limit else fits
 
 
+def sweep_concurrency(
+    requests: Iterable[TrialResources], cluster: dict[str, float], limit: int | None
+) -> int:
+    """Tune's cap on trials at once: as many as the smallest request fits (the most trials
+    that can ever run together), capped by `limit`; one request: exactly `concurrency`.
+
+    Not fewer, as the largest request would have it: that would run four 1-GPU trials one at a
+    time because another study's trials take all 4 GPUs. The cap alone does not keep Ray from
+    starting more trials than fit: inline trials hold their own CPUs/GPUs, and a worker-group
+    trial's driver holds its share of the `trial_driver` slots (`trial_request`), so at most
+    as many TorchTrainers start as their workers fit, whatever else runs."""
+    return max(concurrency(req, cluster, limit) for req in requests)
+
+
+def study_problems(requests: dict[str, TrialResources], cluster: dict[str, float]) -> list[str]:
+    """Why a study's trials can never be placed (`placement_problems`), each problem naming its
+    study (`study 'lenet': ...`) when studies ask for different resources."""
+    if len(set(requests.values())) == 1:
+        return placement_problems(next(iter(requests.values())), cluster)
+    return [
+        f"study '{name}': {problem}"
+        for name, req in requests.items()
+        for problem in placement_problems(req, cluster)
+    ]
+
+
+def request_params(requests: dict[str, TrialResources]) -> dict[str, str]:
+    """The sweep's parent-run params `resources` and `executor`: one value each, or per study
+    (`lenet: torch_trainer; resnet: inline`) when studies ask for different resources."""
+    if len(set(requests.values())) == 1:
+        req = next(iter(requests.values()))
+        return {"resources": req.describe(), "executor": req.executor}
+    return {
+        "resources": "; ".join(f"{name}: {r.describe()}" for name, r in requests.items()),
+        "executor": "; ".join(f"{name}: {r.executor}" for name, r in requests.items()),
+    }
+
+
+def describe_requests(requests: dict[str, TrialResources]) -> str:
+    """`1 worker x (1 CPU) (inline)` when every study asks the same, else per study:
+    `lenet: 4 workers x (2 CPU, 1 GPU) (torch_trainer); resnet: 1 worker x ... (inline)`."""
+    distinct = set(requests.values())
+    if len(distinct) == 1:
+        req = distinct.pop()
+        return f"{req.describe()} ({req.executor})"
+    return "; ".join(f"{name}: {r.describe()} ({r.executor})" for name, r in requests.items())
+
+
 def trial_request(req: TrialResources, cluster: dict[str, float]) -> dict[str, float]:
-    """What the Tune trial itself asks for: a worker's share when it trains inline."""
+    """What the Tune trial itself asks for: a worker's share when it trains inline; else a
+    driver slot (no CPU), 1/N of raysweep's slots where N trials of `req` fit the cluster.
+
+    The share keeps Tune from starting more worker groups than fit, even when other studies'
+    smaller trials let it run more trials at once (the controllers beyond would only wait for
+    their workers). Where a cluster has fewer slots than raysweep gives it, one slot."""
     if req.inline:
         return req.per_worker
+    if cluster.get(DRIVER_RESOURCE, 0.0) >= DRIVER_SLOTS:
+        return {"CPU": 0, DRIVER_RESOURCE: DRIVER_SLOTS // concurrency(req, cluster, None)}
     if cluster.get(DRIVER_RESOURCE):
         return {"CPU": 0, DRIVER_RESOURCE: 1}
     # A cluster started without the resource: a tiny CPU share still works, but can strand a

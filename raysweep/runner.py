@@ -12,18 +12,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from raysweep import faults
+from raysweep import faults, logfile
 from raysweep.config import SweepSpec
-from raysweep.plan import Trial
+from raysweep.errors import UserError
+from raysweep.plan import Trial, base_trials, is_adaptive
 from raysweep.progress import Console
 from raysweep.ray_session import (
     check_storage_reach,
     init_ray,
-    quiet_library_logs,
     storage_uri,
 )
-from raysweep.records import TAG_STATUS, SweepStatus, TrialOutcome, TrialStatus
-from raysweep.resources import TrialResources
+from raysweep.records import (
+    TAG_SELECTED_STUDIES,
+    TAG_STATUS,
+    SweepStatus,
+    TrialOutcome,
+    TrialStatus,
+)
+from raysweep.resources import TrialResources, request_params
+from raysweep.searchspace import tpe_study
 from raysweep.sweep import (
     RunOptions,
     build_tuner,
@@ -83,11 +90,15 @@ def run_sweep(
     console: Console,
 ) -> dict[str, TrialOutcome]:
     """Run every trial; returns their outcomes (also recorded in MLflow)."""
-    unbuildable = model_errors(trials, check_datasets(trials))
+    # Other libraries' messages to a file from here on (until the process ends): torch's,
+    # MLflow's while it opens its store, Ray's as it starts.
+    library_log = logfile.start(spec.name, options.debug)
+    checked = base_trials(spec, trials)  # an adaptive sweep's trials are made as it runs
+    unbuildable = model_errors(checked, check_datasets(checked))
+    if is_adaptive(spec) and unbuildable:
+        raise UserError(f"{spec.name}: {next(iter(unbuildable.values()))}")
     storage = storage_uri(options.storage)
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
-    if not options.debug:
-        quiet_library_logs()  # before MLflow opens its store and Ray starts: both log then
     # MLflow's import and database set-up (seconds) overlap Ray's start; no run is created yet.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open") as pool:
         opening = pool.submit(
@@ -99,21 +110,30 @@ def run_sweep(
         )
         cluster = init_ray(options.address, options.debug)
         check_storage_reach(storage)
-        req, parallel = plan_resources(spec, cluster, options.max_concurrent)
+        requests, parallel = plan_resources(spec, cluster, options.max_concurrent, options.studies)
         writer = opening.result()
     if options.resume:
-        from raysweep.resume import find_previous, restore_outcomes
+        from raysweep.resume import find_previous, restore_outcomes, restore_searched
 
-        previous = find_previous(writer, spec.name)
+        previous = find_previous(writer, spec.name, options.studies)
         parent_id, experiment_dir = previous.parent_id, previous.experiment_dir
         storage = storage_uri(options.storage or previous.storage)
-        outcomes = restore_outcomes(writer, parent_id, trials)
+        if is_adaptive(spec):
+            from raysweep.search import set_replay
+
+            outcomes, points = restore_searched(writer, parent_id, spec)
+            set_replay(points)
+        else:
+            outcomes = restore_outcomes(writer, parent_id, trials)
         writer.submit(writer.reopen, parent_id, {TAG_STATUS: SweepStatus.RUNNING})
     else:
         experiment_dir = experiment_dir_name(spec)
-        parent_id = _start_parent(writer, spec, trials, sweep_text, req, storage, experiment_dir)
+        parent_id = _start_parent(
+            writer, spec, trials, sweep_text, requests, storage, experiment_dir, options.studies
+        )
         outcomes = {t.trial_id: TrialOutcome(t) for t in trials}
-    console.sweep_started(spec, trials, req, parallel, tracking_uri, writer.experiment_id)
+    console.sweep_started(spec, trials, requests, parallel, tracking_uri, writer.experiment_id)
+    console.say(f"raysweep: other libraries' messages (Ray, MLflow, warnings): {library_log.path}")
     from raysweep.recorder import SweepRecorder
 
     recorder = SweepRecorder(writer, parent_id, outcomes, console, f"{storage}/{experiment_dir}")
@@ -122,10 +142,16 @@ def run_sweep(
     runnable = [t for t in trials if t.trial_id not in unbuildable]
     tuner = None
     if options.resume:
-        tuner = restore_tuner(f"{storage}/{experiment_dir}", req, cluster)
-    if tuner is None and runnable:  # a new sweep, or one that died before Tune saved anything
+        tuner = restore_tuner(f"{storage}/{experiment_dir}")
+    if tuner is None and (runnable or is_adaptive(spec)):  # new, or died before Tune saved
         tuner = build_tuner(
-            spec, runnable, req, parallel, storage, experiment_dir, [recorder], cluster
+            spec,
+            runnable or checked,  # (what a tpe Tuner reads of its base: retries, epochs)
+            parallel,
+            storage,
+            experiment_dir,
+            [recorder],
+            cluster,
         )
     # Ctrl-C raises KeyboardInterrupt here, even where the shell that started raysweep made
     # it ignore SIGINT (a job started with `&`): Python then installs no handler of its own.
@@ -170,26 +196,33 @@ def _start_parent(
     spec: SweepSpec,
     trials: list[Trial],
     sweep_text: str,
-    req: TrialResources,
+    requests: dict[str, TrialResources],
     storage: str,
     experiment_dir: str,
+    studies: tuple[str, ...],
 ) -> str:
+    tags = {"raysweep.role": "sweep", "raysweep.experiment_dir": experiment_dir}
+    if studies:  # `--study`: what `--resume` matches on
+        tags[TAG_SELECTED_STUDIES] = ",".join(studies)
     parent_id = writer.start_parent(
         f"{spec.name} sweep",
-        tags={"raysweep.role": "sweep", "raysweep.experiment_dir": experiment_dir},
+        tags=tags,
         params={
-            "trials": len(trials),
+            "trials": tpe_study(spec).samples if is_adaptive(spec) else len(trials),
             "modes": ",".join(sorted({s.mode for s in spec.sweep.studies})),
             "scheduler": spec.sweep.scheduler.name,
             "metric": spec.sweep.metric,
             "goal": spec.sweep.goal,
-            "resources": req.describe(),
-            "executor": req.executor,
+            **request_params(requests),
             "storage": storage,
         },
     )
     writer.submit(writer.log_text, parent_id, sweep_text, "sweep.yaml")
-    plan_json = json.dumps([t.to_json() for t in trials], indent=1)
+    planned: Any = [t.to_json() for t in trials]
+    if is_adaptive(spec):  # the trials are made as results arrive: the plan is the space
+        study = tpe_study(spec)
+        planned = {"mode": "tpe", "samples": study.samples, "axes": study.axes, "set": study.set}
+    plan_json = json.dumps(planned, indent=1)
     writer.submit(writer.log_text, parent_id, plan_json, "plan.json")
     return parent_id
 

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 RankMetric = Literal["test_acc", "test_loss", "train_acc", "train_loss", "gap"]
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "randint")
+# grid/ofat/random are expanded before the sweep starts; tpe chooses each point as results
+# arrive (Optuna's TPE through Ray Tune's OptunaSearch).
+SearchMode = Literal["grid", "ofat", "random", "tpe"]
+SAMPLED_MODES = ("random", "tpe")  # the modes that take distributions and `samples`
 
 
 class Strict(BaseModel):
@@ -211,10 +215,14 @@ class StudySpec(Strict):
     """One sub-sweep: fixed overrides (`set`) plus axes expanded by `mode`."""
 
     name: str | None = None
-    mode: Literal["grid", "ofat", "random"] = "grid"
+    mode: SearchMode = "grid"
     set: dict[str, Any] = {}
     axes: Axes = {}
     samples: int = Field(1, ge=1)
+    # The study's own `resources` (any keys of the top-level section but max_concurrent): each
+    # key it sets replaces the top-level one, the others are inherited. Checked, merged, in
+    # SweepSpec (`SweepSpec.study_resources`).
+    resources: dict[str, Any] | None = None
 
     @field_validator("axes")
     @classmethod
@@ -233,20 +241,25 @@ class StudySpec(Strict):
         return axes
 
     @model_validator(mode="after")
-    def _distributions_need_random(self) -> StudySpec:
-        if self.mode != "random":
+    def _distributions_need_sampling(self) -> StudySpec:
+        if self.mode not in SAMPLED_MODES:
             for path, values in self.axes.items():
                 if isinstance(values, dict):
                     raise ValueError(
-                        f"axis '{path}': distributions need mode: random (mode is {self.mode})"
+                        f"axis '{path}': distributions need mode: random or tpe "
+                        f"(mode is {self.mode})"
                     )
+        if self.mode == "tpe" and not self.axes:
+            raise ValueError("mode: tpe needs axes to search")
+        if self.mode == "tpe" and self.samples < 2:
+            raise ValueError("mode: tpe needs samples: the number of trials in all (e.g. 20)")
         return self
 
 
 class SweepSection(Strict):
     """The `sweep:` section: one study (mode/axes) or several (`studies`)."""
 
-    mode: Literal["grid", "ofat", "random"] = "grid"
+    mode: SearchMode = "grid"
     set: dict[str, Any] = {}
     axes: Axes = {}
     samples: int = Field(1, ge=1)
@@ -260,26 +273,55 @@ class SweepSection(Strict):
     def _one_form(self) -> SweepSection:
         if self.studies and (self.axes or self.set):
             raise ValueError("give either 'axes'/'set' or 'studies', not both")
+        if len(self.studies) > 1 and any(s.mode == "tpe" for s in self.studies):
+            raise ValueError(
+                "mode: tpe searches one space: give it as the sweep's only study (run the "
+                "other studies as their own sweep)"
+            )
+        if self.repeats > 1 and (self.mode == "tpe" or any(s.mode == "tpe" for s in self.studies)):
+            raise ValueError("repeats do not apply to mode: tpe (each trial is a new point)")
         if not self.studies:
             self.studies = [
                 StudySpec(mode=self.mode, set=self.set, axes=self.axes, samples=self.samples)
             ]
         return self
 
+    @model_validator(mode="after")
+    def _unique_study_names(self) -> SweepSection:
+        names = self.study_names()
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(
+                    f"studies[{index}].name: '{name}' already names studies[{names.index(name)}] "
+                    "(`--study` and the reports tell studies apart by name)"
+                )
+        return self
 
-class ResourcesSpec(Strict):
-    """What one trial asks of the cluster."""
+    def study_names(self) -> list[str]:
+        """The name each study goes by: its own, or `main` (one study) / `study<index>`."""
+        several = len(self.studies) > 1
+        return [s.name or (f"study{i}" if several else "main") for i, s in enumerate(self.studies)]
+
+
+class RequestSpec(Strict):
+    """What one trial asks of the cluster: the top-level `resources`, or a study's own."""
 
     workers_per_trial: int = Field(1, ge=1)
     cpus_per_worker: float = Field(1.0, gt=0.0)
     gpus_per_worker: float | None = Field(None, ge=0.0)
-    max_concurrent: int | None = Field(None, ge=1)
     # auto: a one-worker trial trains in its Tune trial's process, more workers are a
     # TorchTrainer worker group; torch_trainer: always a worker group; inline: never.
     executor: Literal["auto", "inline", "torch_trainer"] = "auto"
 
+    @property
+    def inline(self) -> bool:
+        """Trained in the Tune trial's own process rather than by a TorchTrainer worker group."""
+        return self.executor == "inline" or (
+            self.executor == "auto" and self.workers_per_trial == 1
+        )
+
     @model_validator(mode="after")
-    def _fractional_gpus(self) -> ResourcesSpec:
+    def _fractional_gpus(self) -> RequestSpec:
         if self.executor == "inline" and self.workers_per_trial > 1:
             raise ValueError(
                 "executor: inline trains in one process; workers_per_trial above 1 needs "
@@ -297,3 +339,15 @@ class ResourcesSpec(Strict):
                 "and gpus_per_worker: 1 (data-parallel)"
             )
         return self
+
+
+class ResourcesSpec(RequestSpec):
+    """The top-level `resources`: every trial's request (unless its study sets its own) and
+    the sweep's concurrency cap."""
+
+    max_concurrent: int | None = Field(None, ge=1)
+    # Seconds a trial may wait for resources that no live node has (a GPU node type that
+    # cannot start: quota, capacity) before it fails, naming what is missing; the other trials
+    # go on. A wait for nodes busy with other trials does not count. 900 leaves an autoscaler
+    # minutes to add a node; null waits forever.
+    placement_timeout_s: float | None = Field(900.0, gt=0.0)

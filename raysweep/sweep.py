@@ -14,17 +14,17 @@ from typing import Any
 
 from raysweep.config import SweepSpec
 from raysweep.errors import UserError
-from raysweep.plan import Trial
+from raysweep.plan import Trial, is_adaptive, study_requests
 from raysweep.records import RunSettings
 from raysweep.resources import (
+    DRIVER_RESOURCE,
     TrialResources,
-    concurrency,
-    placement_problems,
     resolve,
-    torch_threads,
-    trial_request,
+    study_problems,
+    sweep_concurrency,
 )
-from raysweep.trainables import trial_driver
+from raysweep.searchspace import tpe_study
+from raysweep.trainables import trial_driver, tune_request
 
 
 @dataclass
@@ -38,6 +38,7 @@ class RunOptions:
     resume: bool = False
     debug: bool = False
     quiet: bool = False
+    studies: tuple[str, ...] = ()  # `--study`: only these studies' trials (empty: all)
 
 
 def inline_retries(trials: list[Trial]) -> int:
@@ -47,24 +48,38 @@ def inline_retries(trials: list[Trial]) -> int:
 
 
 def plan_resources(
-    spec: SweepSpec, cluster: dict[str, float], max_concurrent: int | None
-) -> tuple[TrialResources, int]:
-    """Resolve per-trial resources and concurrency; UserError if a trial can never be placed."""
-    req = resolve(spec.resources, cluster)
-    problems = placement_problems(req, cluster)
+    spec: SweepSpec,
+    cluster: dict[str, float],
+    max_concurrent: int | None,
+    studies: tuple[str, ...] = (),
+) -> tuple[dict[str, TrialResources], int]:
+    """Each study's resolved request (the `studies` selected, or all) and how many trials run
+    at once; UserError, naming the study when studies differ, if one can never be placed."""
+    requests = {
+        name: resolve(request, cluster) for name, request in study_requests(spec, studies).items()
+    }
+    problems = study_problems(requests, cluster)
     if problems:
+        where = "resources" if len(set(requests.values())) == 1 else "the study's resources"
         raise UserError(
             "; ".join(problems)
-            + ": lower resources.workers_per_trial / cpus_per_worker / gpus_per_worker"
+            + f": lower {where}.workers_per_trial / cpus_per_worker / gpus_per_worker"
         )
     limit = max_concurrent or spec.resources.max_concurrent
-    return req, concurrency(req, cluster, limit)
+    return requests, sweep_concurrency(requests.values(), cluster, limit)
+
+
+def run_settings(
+    storage: str, cluster: dict[str, float], placement_timeout_s: float | None = None
+) -> RunSettings:
+    """What every trial gets besides its own config and resources."""
+    facts = {k: v for k, v in cluster.items() if k in ("CPU", "GPU", DRIVER_RESOURCE)}
+    return {"storage": storage, "cluster": facts, "placement_timeout_s": placement_timeout_s}
 
 
 def build_tuner(
     spec: SweepSpec,
     trials: list[Trial],
-    req: TrialResources,
     parallel: int,
     storage: str,
     experiment_dir: str,
@@ -75,39 +90,43 @@ def build_tuner(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from raysweep.placement import PlacementGuard
+
     sched = spec.sweep.scheduler
     if sched.name == "asha":
         scheduler: Any = ASHAScheduler(
             time_attr="epoch",
             metric=spec.sweep.metric,
             mode=spec.sweep.goal,
-            max_t=sched.max_epochs or max(t.config.train.epochs for t in trials),
+            max_t=sched.max_epochs or max(t.config.train.epochs for t in trials),  # tpe: the base
             grace_period=sched.grace_epochs,
             reduction_factor=sched.reduction_factor,
         )
     else:
         scheduler = FIFOScheduler()
-    run: RunSettings = {
-        "storage": storage,
-        "threads": torch_threads(req),
-        "inline": req.inline,
-        "resources": {
-            "workers": req.workers,
-            "gpus_per_worker": req.gpus_per_worker,
-            "per_worker": req.per_worker,
-        },
-    }
+    run = run_settings(storage, cluster, spec.resources.placement_timeout_s)
+    search, samples, space = None, 1, {"trial": tune.grid_search([t.to_json() for t in trials])}
+    if is_adaptive(spec):  # the trials are chosen as results arrive (raysweep.search)
+        from raysweep.search import TpeSearcher
+
+        search, samples, space = TpeSearcher(spec, spec.name), tpe_study(spec).samples, {}
     return tune.Tuner(
-        tune.with_resources(trial_driver, trial_request(req, cluster)),
-        param_space={"trial": tune.grid_search([t.to_json() for t in trials]), "run": run},
+        # Each trial asks for its own resources (its study's): Tune calls `tune_request` on
+        # the trial's config.
+        tune.with_resources(trial_driver, tune_request),
+        param_space={**space, "run": run},
         tune_config=tune.TuneConfig(
-            num_samples=1,
-            scheduler=scheduler,
+            search_alg=search,
+            num_samples=samples,
+            # A trial waiting too long for resources no node has fails (raysweep.placement).
+            scheduler=PlacementGuard(scheduler),
             max_concurrent_trials=parallel,
             # Inline trials reuse their actor (one process start per concurrent slot). Not
             # worker-group trials: with it, after ASHA stopped such a trial, a pending one was
             # never started (Ray 2.60; seen in tests/test_e2e.py when every trial was one).
-            reuse_actors=req.inline,
+            # So only when every trial is inline (Tune reuses an actor only for a trial of
+            # the same request).
+            reuse_actors=all(t.resources.inline for t in trials),
             trial_name_creator=lambda t: t.config["trial"]["trial_id"],
             trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],
         ),
@@ -125,7 +144,7 @@ def build_tuner(
     )
 
 
-def restore_tuner(path: str, req: TrialResources, cluster: dict[str, float]) -> Any:
+def restore_tuner(path: str) -> Any:
     """The Tuner of an interrupted sweep: finished trials stay, unfinished ones continue.
 
     None if Tune has no experiment state there yet: the driver died before any trial started
@@ -143,7 +162,7 @@ def restore_tuner(path: str, req: TrialResources, cluster: dict[str, float]) -> 
         return None
     return tune.Tuner.restore(
         path,
-        trainable=tune.with_resources(trial_driver, trial_request(req, cluster)),
+        trainable=tune.with_resources(trial_driver, tune_request),
         resume_unfinished=True,
         resume_errored=False,
         restart_errored=False,

@@ -257,6 +257,15 @@ def _evaluate(t: _Trial, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float
     )
 
 
+def _epochs_before(progress: _Progress, first_after_resume: bool) -> dict[str, Any]:
+    """On the first report after a resume, the epochs the checkpoint already holds: a result
+    can be lost with the process that sent it (Ray Train queues reports), while its
+    checkpoint was saved; the driver logs from these the epochs it never saw."""
+    if not first_after_resume:
+        return {}
+    return {"epochs_before": [dict(h) for h in progress.history[: progress.start_epoch]]}
+
+
 def _bests(history: list[dict[str, float]]) -> dict[str, float]:
     """Best value and its epoch of the train/test loss and accuracy so far (the reports' tables
     give best train error beside best test error); `best_test_acc` is kept by `_Progress`."""
@@ -268,7 +277,11 @@ def _bests(history: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _checkpoint(
-    t: _Trial, progress: _Progress, epoch: int, confusion: list[list[int]]
+    t: _Trial,
+    progress: _Progress,
+    epoch: int,
+    confusion: list[list[int]],
+    last: dict[str, Any],
 ) -> CheckpointState:
     """The state rank 0 saves after `epoch` (1-based): enough to resume and rebuild the model."""
     return {
@@ -282,6 +295,7 @@ def _checkpoint(
         "step_log": progress.step_log,
         "confusion": confusion,
         "meta": model_meta(t.config, t.data),
+        "last": {k: v for k, v in last.items() if k != "epochs_before"},
     }
 
 
@@ -307,6 +321,16 @@ def train_trial(
     check_cuda(env.device)
     t = _setup(config, env, data or load_dataset(config.dataset))
     progress = _restore(t, resume)
+    if resume and (resume.get("last") or {}).get("is_last_epoch"):
+        # Its training had ended (last epoch, early stop, divergence) but the process died
+        # before that end was recorded: report the last result again instead of training on.
+        ended = {
+            **resume["last"],
+            "resumed_from": resume["epoch"],
+            **_epochs_before(progress, True),
+        }
+        report(ended, None)
+        return ended
     t.model = _sync_bn(t.model, env, tc.sync_bn)
     t.net = _wrap(t.model, env, tc.compile)  # after the restore, as DDP syncs from rank 0
     host = socket.gethostname()
@@ -357,6 +381,7 @@ def train_trial(
             # The checkpoint epoch this run of the loop started from (first report only), so
             # the driver can say that a restarted worker or a resumed sweep went on from there.
             "resumed_from": progress.start_epoch if resume and epoch == progress.start_epoch else 0,
+            **_epochs_before(progress, resume is not None and epoch == progress.start_epoch),
             "node_id": env.node_id,
             "host": host,
             "device": str(env.device),
@@ -368,7 +393,7 @@ def train_trial(
             losses = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
             progress.step_log.extend((epoch + 1, lr, value) for value in losses)
             if done or checkpoint_due(epoch + 1, tc.checkpoint_every):
-                state = _checkpoint(t, progress, epoch + 1, confusion)
+                state = _checkpoint(t, progress, epoch + 1, confusion, metrics)
         report(metrics, state)
         if done:
             break

@@ -19,6 +19,8 @@ from typing import Any
 
 from raysweep import faults
 from raysweep.records import CheckpointState, RunSettings, TrialPayload
+from raysweep.resources import TrialResources, resolve, torch_threads, trial_request
+from raysweep.sections import RequestSpec
 from raysweep.storage import STATE_FILE, filesystem, load_state_file, write_atomic
 
 EPOCH_FILE = "epoch"  # beside state.pt: which epoch a checkpoint holds, without loading it
@@ -94,6 +96,35 @@ def _trial_dir(storage: str, experiment: str, trial_id: str) -> tuple[Any, str]:
     """The pyarrow filesystem and path of a trial's Tune directory (local path or URI)."""
     fs, root = filesystem(storage)
     return fs, f"{root.rstrip('/')}/{experiment}/{trial_id}"
+
+
+OWNER_FILE = "raysweep-trial.json"  # in a trial's Tune directory: whose checkpoints these are
+
+
+def _claim_trial_dir(fs: Any, trial_dir: str, trial: dict[str, Any], experiment: str) -> None:
+    """Make the trial's directories its own: checkpoints left there by another trial of the
+    same id (a point an adaptive search handed out before a crash and then forgot) are removed,
+    so the trial never goes on from another point's weights."""
+    import pyarrow.fs
+
+    owner = f"{trial_dir}/{OWNER_FILE}"
+    if fs.get_file_info(owner).type == pyarrow.fs.FileType.File:
+        with fs.open_input_stream(owner) as fh:
+            if json.loads(fh.read().decode()).get("fingerprint") == trial["fingerprint"]:
+                return
+        selector = pyarrow.fs.FileSelector(trial_dir, allow_not_found=True)
+        for entry in fs.get_file_info(selector):
+            if entry.base_name.startswith("checkpoint_") or entry.base_name == DONE_FILE:
+                if entry.type == pyarrow.fs.FileType.Directory:
+                    fs.delete_dir(entry.path)
+                else:
+                    fs.delete_file(entry.path)
+        train_dir = f"{trial_dir.rsplit('/', 2)[0]}/{experiment}-train/{trial['trial_id']}"
+        if fs.get_file_info(train_dir).type == pyarrow.fs.FileType.Directory:
+            fs.delete_dir(train_dir)  # a worker-group trial's checkpoints (Ray Train's run)
+    fs.create_dir(trial_dir, recursive=True)
+    with fs.open_output_stream(owner) as fh:
+        fh.write(json.dumps({"fingerprint": trial["fingerprint"]}).encode())
 
 
 def _replay_if_done(fs: Any, trial_dir: str) -> bool:
@@ -221,7 +252,7 @@ def _release_gpu(device: Any) -> None:
         torch.cuda.empty_cache()
 
 
-def train_inline(trial: dict[str, Any], run: RunSettings) -> None:
+def train_inline(trial: dict[str, Any], run: RunSettings, req: TrialResources) -> None:
     """A one-worker trial trained in the Tune trial's own process (no worker group).
 
     Same loop, metrics and checkpoints as a Ray Train worker; Tune keeps the checkpoints and
@@ -239,11 +270,12 @@ def train_inline(trial: dict[str, Any], run: RunSettings) -> None:
     experiment = tune.get_context().get_experiment_name()
     trial_id = trial["trial_id"]
     fs, trial_dir = _trial_dir(run["storage"], experiment, trial_id)
+    _claim_trial_dir(fs, trial_dir, trial, experiment)
     if _replay_if_done(fs, trial_dir):
         return
-    torch.set_num_threads(run["threads"])
+    torch.set_num_threads(torch_threads(req))
     config = TrialConfig.model_validate(trial["config"])
-    gpus = run["resources"]["gpus_per_worker"]
+    gpus = req.gpus_per_worker
     kind, index = (
         assigned_device(ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
         if gpus > 0
@@ -287,29 +319,32 @@ def trainer_class() -> type:
     return SweepTrainer
 
 
-def train_with_workers(trial: dict[str, Any], run: RunSettings) -> None:
+def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResources) -> None:
     """One TorchTrainer run for the trial, named `<experiment>-train/<trial id>` so that a
     resumed sweep's trainer finds the trial's checkpoints again."""
     import ray.train
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from raysweep import placement
+
     experiment = tune.get_context().get_experiment_name()
     fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
+    _claim_trial_dir(fs, trial_dir, trial, experiment)
     if _replay_if_done(fs, trial_dir):
         return
-    resources = run["resources"]
+    timeout = run.get("placement_timeout_s")  # how long its workers may wait to be placed
     trainer = trainer_class()(
         train_worker,
         train_loop_config={
             "config": trial["config"],
-            "threads": run["threads"],
+            "threads": torch_threads(req),
             "trial_id": trial["trial_id"],
         },
         scaling_config=ray.train.ScalingConfig(
-            num_workers=resources["workers"],
-            use_gpu=resources["gpus_per_worker"] > 0,
-            resources_per_worker=resources["per_worker"],
+            num_workers=req.workers,
+            use_gpu=req.gpus_per_worker > 0,
+            resources_per_worker=req.per_worker,
         ),
         run_config=ray.train.RunConfig(
             name=f"{experiment}-train/{trial['trial_id']}",
@@ -318,18 +353,34 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings) -> None:
                 max_failures=trial["config"]["train"]["max_failures"]
             ),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-            callbacks=[TuneReportCallback()],
+            callbacks=[
+                TuneReportCallback(),
+                *placement.deadline_callbacks(trial["trial_id"], timeout, req),
+            ],
         ),
     )
-    result = trainer.fit()
+    result = placement.fit(trainer, timeout)  # PlacementTimeoutError: its workers found no node
     checkpoint = result.checkpoint.path if result.checkpoint else None
     _mark_done(fs, trial_dir, dict(result.metrics or {}), checkpoint)
+
+
+def trial_resources(tune_config: TrialPayload) -> TrialResources:
+    """What the trial asks of the cluster: its own (its study's) resources, resolved against
+    the cluster the sweep started on; the same answer on the driver and in the trial."""
+    spec = RequestSpec.model_validate(tune_config["trial"]["resources"])
+    return resolve(spec, tune_config["run"]["cluster"])
+
+
+def tune_request(tune_config: TrialPayload) -> dict[str, float]:
+    """What the trial's Tune actor asks Ray for (`tune.with_resources` calls it per trial)."""
+    return trial_request(trial_resources(tune_config), tune_config["run"]["cluster"])
 
 
 def trial_driver(tune_config: TrialPayload) -> None:
     """Tune trainable: train the trial inline or through a TorchTrainer worker group."""
     faults.announce("trial", tune_config["trial"]["trial_id"])
-    if tune_config["run"]["inline"]:
-        train_inline(tune_config["trial"], tune_config["run"])
+    req = trial_resources(tune_config)
+    if req.inline:
+        train_inline(tune_config["trial"], tune_config["run"], req)
     else:
-        train_with_workers(tune_config["trial"], tune_config["run"])
+        train_with_workers(tune_config["trial"], tune_config["run"], req)

@@ -1,16 +1,43 @@
-"""Shared fixtures: a digits cache shared by the whole session, and a sweep-file writer."""
+"""Shared fixtures: a digits cache shared by the whole session, a sweep-file writer, and a
+PostgreSQL server (tests/pg.py) for the tests that track in one."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.pg import MISSING, PostgresServer, find_bindir
+
 ROOT = Path(__file__).resolve().parents[1]
 RAYSWEEP = ROOT / ".venv" / "bin" / "raysweep"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on loopback for the whole session (tests/pg.py); tests that use it
+    are skipped, saying so, where PostgreSQL is not installed."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip(MISSING)
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def library_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Other libraries' log files of the runs under test go to a temp dir, not ~/.cache."""
+    directory = tmp_path_factory.mktemp("library-logs")
+    os.environ["RAYSWEEP_LOG_DIR"] = str(directory)
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -87,12 +87,7 @@ class FakeTrial:
 
 def tune_trial(trial: Trial, **attrs: Any) -> FakeTrial:
     """The fake Tune trial of a planned trial, with Tune's config (`TrialPayload`)."""
-    run = {
-        "storage": "/nowhere",
-        "threads": 1,
-        "inline": True,
-        "resources": {"workers": 1, "gpus_per_worker": 0.0, "per_worker": {"CPU": 1.0}},
-    }
+    run = {"storage": "/nowhere", "cluster": {"CPU": 2.0, "GPU": 0.0}}
     return FakeTrial(config={"trial": trial.to_json(), "run": run}, **attrs)
 
 

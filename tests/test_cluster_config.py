@@ -662,6 +662,22 @@ def test_docs_cover_the_cluster_workflow() -> None:
         assert needle in doc, needle
 
 
+def test_every_file_the_cluster_docs_name_is_in_the_repository() -> None:
+    """docs/cluster.md walks through commands that use files of this repository (cluster.yaml,
+    cluster/iam/*.json, the head's scripts, sweep files, tests): every one of them exists."""
+    doc = (ROOT / "docs" / "cluster.md").read_text()
+    top = "cluster|experiments|scripts|tests|docs|raysweep"
+    named = set(
+        re.findall(
+            rf"(?:(?<=file://)|(?<![\w/.~-]))(?:~/raysweep/)?((?:{top})/[\w./-]*[\w/]|cluster\.yaml)",
+            doc,
+        )
+    )
+    assert {"cluster.yaml", "cluster/iam/trust-ec2.json", "cluster/head-setup.sh"} <= named, named
+    missing = sorted(n for n in named if not (ROOT / n).exists())
+    assert not missing, missing
+
+
 # --- planning against the autoscaling cluster ------------------------------------------------
 
 
@@ -690,8 +706,8 @@ def test_sweeps_are_planned_at_the_size_the_cluster_can_grow_to(config: dict, tm
     )
     with pytest.raises(UserError, match="needs 1 CPU"):
         plan_resources(spec, live, None)
-    req, parallel = plan_resources(spec, with_capacity(live, capacity), None)
-    assert req.gpus_per_worker == 1.0  # GPUs on auto: the cluster will have them
+    requests, parallel = plan_resources(spec, with_capacity(live, capacity), None)
+    assert requests["main"].gpus_per_worker == 1.0  # GPUs on auto: the cluster will have them
     assert parallel == count
     assert with_capacity(live, capacity)["memory"] == 3e10
 

@@ -18,6 +18,7 @@ one FINISHED parent, nothing RUNNING.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -107,6 +108,20 @@ def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
     return by_trial
 
 
+def _library_log(console: str) -> Path:
+    """The log file of other libraries' messages, as the run's header names it."""
+    found = re.search(r"^raysweep: other libraries' messages \(.*?\): (\S+)$", console, re.M)
+    assert found, console
+    return Path(found[1])
+
+
+def _only_raysweeps_lines(console: str) -> None:
+    """Every line on the terminal is raysweep's: its own `raysweep:` lines, its event lines
+    (`[m:ss] ...`) and its end-of-run table (a header, a row per trial)."""
+    for line in console.splitlines():
+        assert not line or line.startswith(("raysweep: ", "[", "trial_id ", "t0")), line
+
+
 def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) -> None:
     """One sweep (t000 then t001), stopped at each point in turn and resumed each time: first
     Ctrl-C while t000 trains, then SIGKILL of the driver's whole session at every point."""
@@ -187,16 +202,26 @@ def test_killed_trial_process_is_retried_within_its_own_max_failures(
     log = tmp_path / "run.log"
     points = ("after_checkpoint:t000:1", "after_checkpoint:t001:1")
     args = ["run", str(spec), "--storage", str(tmp_path / "ray")]
-    proc = start_cli(args, tmp_path, log, env=holds.env(*points))
+    env = {**holds.env(*points), "RAYSWEEP_LOG_DIR": str(tmp_path / "logs")}
+    proc = start_cli(args, tmp_path, log, env=env)
     for point in points:
         trial = point.split(":")[1]
         holds.wait(point, proc, log)
         os.kill(holds.pid("trial", trial), signal.SIGKILL)
     assert proc.wait(timeout=900) == 1, log.read_text()
     text = log.read_text()
-    assert "t000 retrying  failure 1 of 2 allowed" in text, text
+    # Each loss is one raysweep line: which trial, what happened, what happens next. Ray's
+    # "A worker died ..." paragraph is in the run's log file, not on the terminal.
+    lost = "its process died (Ray: worker exit SYSTEM_ERROR)"
+    retries = [line for line in text.splitlines() if "t000 retrying" in line]
+    assert len(retries) == 1, text
+    assert retries[0].endswith(f"] t000 retrying  failure 1 of 2 allowed: {lost}"), text
     assert "t000 resumed   from its epoch-1 checkpoint" in text, text
-    assert "t001 retrying" not in text and "t001 FAILED" in text, text
+    assert "t001 retrying" not in text, text
+    assert f"t001 FAILED    {lost}; no retry left (train.max_failures 0)" in text, text
+    assert "A worker died" not in text and "(raylet)" not in text, text
+    assert "worker died or was killed" in _library_log(text).read_text()
+    _only_raysweeps_lines(text)
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name(name)

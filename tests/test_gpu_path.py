@@ -16,6 +16,8 @@ from raysweep import train as train_module
 from raysweep import trainables
 from raysweep.config import TrialConfig
 from raysweep.device import check_cuda, configure_backends, driver_problem, driver_version
+from raysweep.records import RunSettings
+from raysweep.resources import TrialResources
 from raysweep.sections import ResourcesSpec
 from raysweep.train import WorkerEnv, _epoch_order, _sync_bn, checkpoint_due
 from raysweep.trainables import assigned_device
@@ -129,11 +131,10 @@ def test_a_stopped_inline_trial_releases_its_gpu(monkeypatch, tmp_path: Path) ->
         raise _Stop
 
     monkeypatch.setattr(train_module, "train_trial", stopped)
-    trial = {"trial_id": "t000", "config": _config(tmp_path).model_dump()}
-    run = {"storage": str(tmp_path / "ray"), "threads": 1, "inline": True}
-    run["resources"] = {"workers": 1, "gpus_per_worker": 0.25, "per_worker": {"CPU": 1.0}}
+    trial = {"trial_id": "t000", "config": _config(tmp_path).model_dump(), "fingerprint": "f"}
+    run: RunSettings = {"storage": str(tmp_path / "ray"), "cluster": {"CPU": 1.0, "GPU": 1.0}}
     with pytest.raises(_Stop):
-        trainables.train_inline(trial, run)
+        trainables.train_inline(trial, run, TrialResources(1, 1.0, 0.25, inline=True))
     cuda0 = torch.device("cuda", 0)
     assert calls == [("check", cuda0), ("share", 0.25), ("train", cuda0), ("free", cuda0)]
 

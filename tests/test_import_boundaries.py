@@ -28,6 +28,7 @@ TORCH_FREE = (
     "raysweep.records",
     "raysweep.yamlpaths",
     "raysweep.resources",
+    "raysweep.searchspace",
     "raysweep.sections",
     "raysweep.storage",
     "raysweep.write_queue",

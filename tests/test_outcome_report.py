@@ -96,3 +96,17 @@ def test_rerun_command_is_the_command_line_as_typed() -> None:
         rerun_command("s.yaml", ("a=1", "b.c=[1, 2]"))
         == "raysweep run s.yaml --set a=1 --set b.c=[1, 2]"
     )
+
+
+def test_a_trial_whose_process_was_lost_is_listed_in_a_few_words() -> None:
+    error = (
+        "The actor died unexpectedly before finishing this task.\n\tpid: 18747\nThe actor is "
+        "dead because its worker process has died. Worker exit type: SYSTEM_ERROR Worker exit "
+        "detail: Worker unexpectedly exits with a connection error code 2. Some common causes "
+        "include: (1) the process was killed by the OOM killer due to high memory usage, ...\n"
+    )
+    end = summarize([outcome(0, 1e-3, "failed", error=error)], "test_acc", "max", WHERE, RERUN)
+    assert end.lines[2] == (
+        "raysweep: trial t000 (lenet lr=1e-3) failed: its process died "
+        "(Ray: worker exit SYSTEM_ERROR)"
+    )

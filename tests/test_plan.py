@@ -454,7 +454,22 @@ def test_to_json(tmp_path: Path) -> None:
     _, trials, _ = load(tmp_path, "sweep: {axes: {train.optimizer.lr: [0.1]}}\n")
     data = trials[0].to_json()
     assert json.loads(json.dumps(data)) == data
-    assert set(data) == {"trial_id", "name", "studies", "overrides", "fingerprint", "config"}
+    assert set(data) == {
+        "trial_id",
+        "name",
+        "studies",
+        "overrides",
+        "fingerprint",
+        "config",
+        "resources",
+    }
+    assert data["resources"] == {
+        "workers_per_trial": 1,
+        "cpus_per_worker": 1.0,
+        "gpus_per_worker": None,
+        "executor": "auto",
+    }
+    assert Trial.from_json(data) == trials[0]
     assert data["trial_id"] == "t000"
     assert data["name"] == "lenet lr=0.1"
     assert data["studies"] == ["main"]

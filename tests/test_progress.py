@@ -35,9 +35,8 @@ def test_the_header_says_what_runs_and_where_it_is_recorded() -> None:
     console = Console(stream=stream)
     spec = make_spec(sweep={"metric": "test_loss", "goal": "min"})
     trials = make_trials()
-    console.sweep_started(
-        spec, trials[:1], TrialResources(1, 2.0, 0.5, inline=True), 3, "sqlite:////w/mlflow.db", "7"
-    )
+    one = {"main": TrialResources(1, 2.0, 0.5, inline=True)}
+    console.sweep_started(spec, trials[:1], one, 3, "sqlite:////w/mlflow.db", "7")
     assert stream.getvalue().splitlines() == [
         "raysweep: sweep 'unit': 1 trial, 1 worker x (2 CPU, 0.5 GPU) each (inline), "
         "up to 3 at a time; scheduler fifo",
@@ -46,10 +45,23 @@ def test_the_header_says_what_runs_and_where_it_is_recorded() -> None:
     assert (console.metric, console.goal, console.total) == ("test_loss", "min", 1)
     stream.truncate(0)
     stream.seek(0)
-    console.sweep_started(make_spec(), make_trials(), TrialResources(2, 1.0, 0.0), 1, "u", "0")
+    same = {"lr": TrialResources(2, 1.0, 0.0), "fragile": TrialResources(2, 1.0, 0.0)}
+    console.sweep_started(make_spec(), make_trials(), same, 1, "u", "0")
     assert stream.getvalue().splitlines()[0] == (
         "raysweep: sweep 'unit': 4 trials, 2 workers x (1 CPU) each (torch_trainer), "
         "up to 1 at a time; scheduler fifo"
+    )
+    stream.truncate(0)
+    stream.seek(0)
+    differ = {
+        "lr": TrialResources(1, 1.0, 0.0, inline=True),
+        "fragile": TrialResources(2, 1.0, 0.0),
+    }
+    console.sweep_started(make_spec(), make_trials(), differ, 2, "u", "0")
+    assert stream.getvalue().splitlines()[0] == (
+        "raysweep: sweep 'unit': 4 trials, resources per study (lr: 1 worker x (1 CPU) "
+        "(inline); fragile: 2 workers x (1 CPU) (torch_trainer)), up to 2 at a time; "
+        "scheduler fifo"
     )
 
 
@@ -191,3 +203,56 @@ def test_quiet_prints_no_event_line(trials: list[Trial], capsys: pytest.CaptureF
     captured = capsys.readouterr()
     assert captured.err == "raysweep: warning: MLflow at x unreachable\n"
     assert captured.out == ""
+
+
+# What Tune's error file holds when the process running a trial was killed (Ray 2.60).
+LOST = (
+    "Failure # 1 (occurred at 2026-12-02_12-15-36)\n"
+    "The actor died unexpectedly before finishing this task.\n"
+    "\tclass_name: ImplicitFunc\n\tpid: 18747\n"
+    "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR "
+    "Worker exit detail: Worker unexpectedly exits with a connection error code 2. End of file. "
+    "Some common causes include: (1) the process was killed by the OOM killer due to high "
+    "memory usage, (2) ray stop --force was called, or (3) the worker crashed unexpectedly.\n"
+)
+
+
+def test_a_lost_process_is_one_short_line_saying_what_happens_next(trials: list[Trial]) -> None:
+    """Retried: which trial, that its process died, and the failure count against its limit;
+    failed: the same, and that no retry is left. Ray's paragraph stays in error.txt."""
+    console, stream = make_console(4)
+    retried, failed = TrialOutcome(trials[0]), TrialOutcome(trials[2], status=TrialStatus.FAILED)
+    console.trial_retrying(retried, LOST, 1, 2)
+    failed.error = LOST
+    console.trial_done(failed, {"t000": retried, "t002": failed})
+    assert events(stream)[:2] == [
+        "t000 retrying  failure 1 of 2 allowed: its process died (Ray: worker exit SYSTEM_ERROR)",
+        "t002 FAILED    its process died (Ray: worker exit SYSTEM_ERROR); no retry left "
+        "(train.max_failures 0)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (LOST, "its process died (Ray: worker exit SYSTEM_ERROR)"),
+        (
+            "ray.exceptions.ActorDiedError: The actor died because its node has died.",
+            "its node died",
+        ),
+        (
+            "The actor died unexpectedly before finishing this task. Task was killed due to the "
+            "node running low on memory.",
+            "its process was killed: the node ran low on memory",
+        ),
+        ("Traceback ...\nValueError: boom\n", "ValueError: boom"),
+        (
+            "RuntimeError: the OOM killer is mentioned, no actor died",
+            "RuntimeError: the OOM killer is mentioned, no actor died",
+        ),
+    ],
+)
+def test_error_reasons(error: str, said: str) -> None:
+    from raysweep.trial_errors import error_reason
+
+    assert error_reason(error) == said

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import pickle
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -128,6 +129,8 @@ def test_start_creates_one_child_run_per_trial_with_its_tags_and_params(sweep: S
             TAG_TRIAL: trial_id,
             "raysweep.studies": studies,
             "raysweep.fingerprint": planned.fingerprint,
+            "raysweep.overrides": json.dumps(planned.overrides, sort_keys=True),
+            "raysweep.executor": "inline",
             TAG_STATUS: "running",
         }
         assert run.data.tags["mlflow.parentRunId"] == sweep.parent_id
@@ -178,6 +181,24 @@ def test_each_epoch_is_logged_once_across_a_restarted_worker(sweep: Sweep) -> No
         "t000 epoch 3/3  test_acc 0.7000  train_loss 0.3333  1003 img/s   "
         "| 0/4 done, 1 running, best test_acc 0.7000 (t000)",
     ]
+
+
+def test_epochs_whose_results_were_lost_are_logged_from_the_checkpoint(sweep: Sweep) -> None:
+    """A worker's epoch-1 and -2 results died with it (Ray Train queues reports) after their
+    checkpoints were saved: the first result after the restart carries the checkpoint's
+    history, and the run's epochs stay gap-free (where the trial ran: its first result seen)."""
+    trial = start(sweep, "t000")
+    before = [
+        {k: v for k, v in result(e, acc).items() if k in LOGGED_PER_EPOCH}
+        for e, acc in ((1, 0.5), (2, 0.6))
+    ]
+    report(sweep, trial, result(3, 0.7, last=True, resumed_from=2, epochs_before=before))
+    sweep.wait()
+    run_id = sweep.run_id("t000")
+    assert sweep.store.history(run_id) == [(1, 0.5), (2, 0.6), (3, 0.7)]
+    assert sweep.store.history(run_id, "images_per_s") == [(1, 1001.0), (2, 1002.0), (3, 1003.0)]
+    assert sweep.outcomes["t000"].last_epoch == 3
+    assert sweep.run("t000").data.tags["raysweep.node_id"] == "node-a"
 
 
 def test_every_resume_counts_in_the_restarts_tag(sweep: Sweep) -> None:
@@ -336,7 +357,10 @@ def test_error_without_an_error_file_takes_rays_message(sweep: Sweep) -> None:
     sweep.wait()
     run_id = sweep.run_id("t002")
     assert sweep.store.artifact_text(run_id, "error.txt") == "The actor died unexpectedly"
-    assert sweep.lines()[-2] == "t002 FAILED    The actor died unexpectedly"
+    # Ray's words for a lost process, said shortly, with what happens next (error.txt has them).
+    assert (
+        sweep.lines()[-2] == "t002 FAILED    its process died; no retry left (train.max_failures 0)"
+    )
 
 
 def test_recover_says_the_trials_own_limit_and_keeps_its_run(sweep: Sweep, tmp_path: Path) -> None:

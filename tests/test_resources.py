@@ -74,6 +74,23 @@ def test_inline_needs_one_worker() -> None:
             {"CPU": 0, "trial_driver": 1},
         ),
         (TrialResources(2, 1.0, 0.0), {"CPU": 4.0}, {"CPU": 0.001}),
+        # With raysweep's own slots (a local Ray, cluster.yaml's head): 1/N of them where N
+        # such trials fit, so no more worker groups start than their workers fit.
+        (
+            TrialResources(2, 1.0, 0.0),
+            {"CPU": 4.0, "trial_driver": 10000.0},
+            {"CPU": 0, "trial_driver": 5000},
+        ),
+        (
+            TrialResources(4, 2.0, 1.0),
+            {"CPU": 48.0, "GPU": 4.0, "trial_driver": 10000.0},
+            {"CPU": 0, "trial_driver": 10000},
+        ),
+        (
+            TrialResources(2, 1.0, 0.0),
+            {"CPU": 6.0, "trial_driver": 10000.0},
+            {"CPU": 0, "trial_driver": 3333},
+        ),
     ],
 )
 def test_trial_request(

@@ -55,13 +55,19 @@ def poll(check, timeout: float, what: str) -> None:
 
 
 class TrackingServer:
-    """`mlflow server` on loopback over one SQLite store and artifact root, stoppable."""
+    """`mlflow server` on loopback over one SQLite store and artifact root, stoppable.
 
-    def __init__(self, root: Path, port: int) -> None:
+    With `backend` (a database URI, e.g. PostgreSQL's) it serves that store instead, with
+    `workers` server processes, and proxies artifacts to `root/art` as on a cluster's head
+    (clients upload them through the server)."""
+
+    def __init__(self, root: Path, port: int, backend: str | None = None, workers: int = 1) -> None:
         self.root = root
         self.port = port
         self.uri = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
+        self.backend = backend
+        self.workers = workers
 
     def start(self) -> None:
         """Start it (its own process group) and wait until /health answers."""
@@ -73,10 +79,10 @@ class TrackingServer:
             "--port",
             str(self.port),
             "--workers",
-            "1",
+            str(self.workers),
             "--backend-store-uri",
-            f"sqlite:///{self.root / 'db'}",
-            "--default-artifact-root",
+            self.backend or f"sqlite:///{self.root / 'db'}",
+            "--artifacts-destination" if self.backend else "--default-artifact-root",
             str(self.root / "art"),
         ]
         # No background job runner: nothing here uses it, and it is two more processes.

@@ -83,6 +83,34 @@ def test_resume_from_a_checkpoint_continues_exactly(digits_cache: Path) -> None:
     assert len(resumed[0][1]["step_log"]) == len(straight[2][1]["step_log"])
 
 
+def test_resume_reports_the_epochs_its_checkpoint_holds(digits_cache: Path) -> None:
+    """The first report after a resume carries the checkpoint's epochs (the driver logs any
+    whose results were lost); later ones do not."""
+    config = _config(digits_cache, epochs=4)
+    straight = _run(config)
+    resumed = _run(config, resume=straight[1][1])
+    first, later = resumed[0][0], resumed[1][0]
+    assert (first["epoch"], first["resumed_from"]) == (3, 2)
+    assert [h["test_acc"] for h in first["epochs_before"]] == [
+        m["test_acc"] for m, _ in straight[:2]
+    ]
+    assert "epochs_before" not in later and "epochs_before" not in resumed[1][1]["last"]
+
+
+def test_a_trial_resumed_after_its_end_reports_its_last_result_again(digits_cache: Path) -> None:
+    """Killed after its last checkpoint, before its end was recorded: no epoch is trained
+    again; its last result is reported again (with the epochs before it)."""
+    config = _config(digits_cache, epochs=5, optimizer={"name": "sgd", "lr": 1e6})
+    straight = _run(config)  # diverges, so it ends before its last epoch
+    last, state = straight[-1]
+    again = _run(config, resume=state)
+    assert len(again) == 1 and again[0][1] is None
+    reported = again[0][0]
+    assert reported["epoch"] == last["epoch"] and reported["diverged"] == 1
+    assert reported["is_last_epoch"] == 1 and reported["resumed_from"] == last["epoch"]
+    assert len(reported["epochs_before"]) == last["epoch"]
+
+
 def test_a_diverging_trial_stops_at_once(digits_cache: Path) -> None:
     config = _config(digits_cache, epochs=5, optimizer={"name": "sgd", "lr": 1e6})
     reports = _run(config)

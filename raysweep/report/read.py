@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from raysweep.ranking import finite
-from raysweep.records import LOGGED_PER_EPOCH, PARAM_NUM_PARAMS, TAG_TRIAL
+from raysweep.records import LOGGED_PER_EPOCH, PARAM_NUM_PARAMS, TAG_OVERRIDES, TAG_TRIAL
 from raysweep.report.store import (
     Store,
     child_runs,
@@ -37,8 +37,9 @@ FINAL_METRICS += tuple(k for _, _, best, epoch in BESTS[1:] for k in (best, epoc
 HISTORY_METRICS = LOGGED_PER_EPOCH
 
 
-def read_plan(store: Store, parent_id: str) -> list[dict[str, Any]] | None:
-    """The parent's plan.json (every planned trial with its overrides), if it was logged."""
+def read_plan(store: Store, parent_id: str) -> list[dict[str, Any]] | dict[str, Any] | None:
+    """The parent's plan.json (every planned trial with its overrides; for an adaptive search
+    the space it searched), if it was logged."""
     text = download_text(store, parent_id, "plan.json")
     return json.loads(text) if text else None
 
@@ -119,6 +120,14 @@ def read_sweep(
     pid = parent.info.run_id
     runs = child_runs(store, pid)
     plan = read_plan(store, pid)
+    if isinstance(plan, dict):  # an adaptive search: each run's tag says what it was given
+        plan = [
+            {
+                "trial_id": r.data.tags.get(TAG_TRIAL, r.info.run_id),
+                "overrides": json.loads(r.data.tags.get(TAG_OVERRIDES, "{}")),
+            }
+            for r in sorted(runs, key=lambda r: r.data.tags.get(TAG_TRIAL, ""))
+        ]
     axes = _axes(plan, runs)
     planned = {t["trial_id"]: t for t in plan or []}
     rows, histories, steps, per_class = [], [], [], []
