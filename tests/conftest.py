@@ -3,7 +3,9 @@ PostgreSQL server (tests/pg.py) for the tests that track in one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,7 +130,7 @@ def start_cli(
     """`raysweep ARGS` in the background, in its own session, output to `log` (with `env` added
     to the environment: e.g. `Holds.env` to hold it at fault points)."""
     with log.open("w") as fh:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [str(RAYSWEEP), *args],
             cwd=cwd,
             env={**cli_env(), **(env or {})},
@@ -136,3 +138,22 @@ def start_cli(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _STARTED.append(proc)
+    return proc
+
+
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_runs_left_behind():
+    """A test that failed or timed out while a `start_cli` run was going leaves nothing running:
+    a second local Ray on the machine would confuse the next tests' (Ray's state API refuses to
+    choose between two)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=120)
