@@ -84,7 +84,12 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         node_id=ray.get_runtime_context().get_node_id(),
         trial_id=trial_id,
     )
-    resume = _resume_state(ray.train.get_checkpoint())
+    # The run directory is the truth, as for an inline trial: a worker's report is queued, so
+    # a checkpoint it saved can be missing from Ray Train's record when the process driving
+    # the trial died before the report reached it (the trial would start again from zero).
+    fs, run_dir = filesystem(loop_config["run_dir"])
+    checkpoints = checkpoints_newest_first(fs, run_dir)
+    resume = _resume_state(*checkpoints, ray.train.get_checkpoint())
     report = _reporter(ray.train.report, ray.train.Checkpoint, trial_id)
     train_trial(config, env, report, resume=resume)
 
@@ -340,6 +345,7 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
             "config": trial["config"],
             "threads": torch_threads(req),
             "trial_id": trial["trial_id"],
+            "run_dir": f"{run['storage'].rstrip('/')}/{experiment}-train/{trial['trial_id']}",
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=req.workers,
