@@ -7,6 +7,8 @@ shared storage (s3://, gs://, NFS): pyarrow.fs reads both.
 from __future__ import annotations
 
 import json
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,39 @@ from torch import nn
 
 from raysweep.records import CheckpointState
 from raysweep.storage import STATE_FILE, filesystem, load_state_file
+
+# torch.export (how MLflow saves a model) is not known to be thread-safe: the warm-up below and
+# the writer's model logging take turns.
+EXPORT_LOCK = threading.Lock()
+
+
+def warm_up() -> bool:
+    """Do once, before the first trial ends, what logging a model and plotting cost the first
+    time in a process (seconds: torch.export imports torch._dynamo; MLflow's PyTorch flavor
+    and matplotlib their own), by saving a tiny model the way a trial's is logged. The driver
+    runs it on a thread while Ray starts, so the first trial's files wait for none of it.
+
+    True once done. Best effort: whatever fails here (False) fails again, and is reported,
+    when a trial's model is logged."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+        import mlflow.pytorch
+        import numpy as np
+
+        from raysweep.tracking import pip_requirements
+
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)).eval()
+        example = np.zeros((2, 1, 4, 4), dtype=np.float32)
+        with EXPORT_LOCK, tempfile.TemporaryDirectory() as tmp:
+            mlflow.pytorch.save_model(
+                model, f"{tmp}/model", input_example=example, pip_requirements=pip_requirements()
+            )
+    except Exception:  # noqa: BLE001 - see the docstring
+        return False
+    return True
 
 
 def load_state(checkpoint_path: str) -> CheckpointState:
@@ -86,26 +121,29 @@ def _step_log(rows: list[tuple[int, float, float]], path: Path) -> Path:
 
 
 def _plot_confusion(confusion: list[list[int]], classes: list[str], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
-    ax.imshow(confusion, cmap="Blues")
+    # Margins sized from the longest class name (8 pt, the x labels at 45 degrees) rather than
+    # `tight_layout`, which draws the whole figure once more to measure it: the driver makes
+    # this figure for every trial, beside the trials training.
+    longest = max((len(c) for c in classes), default=1)
+    left, bottom, top, right = 0.65 + 0.06 * longest, 0.65 + 0.045 * longest, 0.15, 0.15
+    cells_w, cells_h = 0.55 * n, 0.5 * n
+    width, height = left + cells_w + right, bottom + cells_h + top
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, cells_w / width, cells_h / height))
+    ax.imshow(confusion, cmap="Blues", aspect="auto")
     ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n), classes, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    top = max((max(r) for r in confusion), default=0)
+    top_count = max((max(r) for r in confusion), default=0)
     for i, row in enumerate(confusion):
         for j, v in enumerate(row):
-            color = "white" if v > top / 2 else "black"
+            color = "white" if v > top_count / 2 else "black"
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=color)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -117,25 +155,29 @@ def _first_conv_weight(model_state: dict[str, torch.Tensor]) -> torch.Tensor | N
 
 
 def _plot_kernels(weight: torch.Tensor, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Up to 64 first-layer kernels, each scaled to its own range, 8 to a row, as one image
+    (one axes, not one per kernel: a tenth of the drawing)."""
+    from matplotlib.figure import Figure
 
     count = min(weight.shape[0], 64)
-    cols = 8
+    cols = min(count, 8)
     rows = (count + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k >= count:
-            continue
-        kernel = weight[k]
-        kernel = (kernel - kernel.min()) / (kernel.max() - kernel.min() + 1e-8)
-        image = kernel.permute(1, 2, 0).numpy() if kernel.shape[0] == 3 else kernel[0].numpy()
-        ax.imshow(image, cmap=None if kernel.shape[0] == 3 else "gray")
-    fig.suptitle("first conv layer kernels")
-    fig.tight_layout()
+    k = weight[:count].detach().float()
+    lo = k.amin(dim=(1, 2, 3), keepdim=True)
+    hi = k.amax(dim=(1, 2, 3), keepdim=True)
+    k = (k - lo) / (hi - lo + 1e-8)
+    if k.shape[1] != 3:
+        k = k[:, :1].expand(-1, 3, -1, -1)  # grey: the first input channel
+    size, gap = k.shape[-1], max(1, k.shape[-1] // 4)
+    step = size + gap
+    mosaic = torch.ones(3, rows * step - gap, cols * step - gap)  # white between kernels
+    for index in range(count):
+        r, c = divmod(index, cols)
+        mosaic[:, r * step : r * step + size, c * step : c * step + size] = k[index]
+    fig = Figure(figsize=(cols, rows + 0.4))
+    ax = fig.add_axes((0.02, 0.02, 0.96, rows / (rows + 0.4) - 0.04))
+    ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.axis("off")
+    fig.suptitle("first conv layer kernels", y=1 - 0.15 / (rows + 0.4))
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path

@@ -12,6 +12,7 @@ line and `raysweep: error: ...` (exit 2), Ctrl-C `raysweep: interrupted` (exit 1
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import IO, Any, ClassVar
 import click
 
 from raysweep.errors import UserError
+
+_SWEEP_RAN = False  # set by `run` once a sweep has run in this process (see `main`)
 
 # ------------------------------------------------------------------------- how errors look
 
@@ -231,6 +234,8 @@ def run(
         studies=selected,
     )
     outcomes = run_sweep(sweep, trials, spec.read_text(), options, console)
+    global _SWEEP_RAN  # noqa: PLW0603 - read by `main` once the process is ending
+    _SWEEP_RAN = True
     end = sweep_end(outcomes.values(), sweep, spec, overrides, tracking_uri, selected)
     for line in end.lines:
         console.say(line)
@@ -382,8 +387,19 @@ def export(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point (`raysweep` in pyproject.toml): the group, under its name, in click's
-    standalone mode (it exits with the command's code; errors show themselves)."""
-    cli.main(args=argv, prog_name="raysweep")
+    standalone mode (it exits with the command's code; errors show themselves). As the
+    `raysweep` command (no `argv`), a process that ran a sweep skips Python's teardown
+    (`raysweep.runner.end_process`)."""
+    try:
+        cli.main(args=argv, prog_name="raysweep")
+    except SystemExit as done:
+        if argv is None and _SWEEP_RAN:
+            from raysweep.runner import end_process
+
+            end_process(done.code)
+        raise
+    finally:
+        gc.unfreeze()  # what a sweep set aside from the garbage collector (raysweep.runner)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 `init_ray` starts a local Ray with the `trial_driver` resource, or connects to a cluster, with
 raysweep's defaults for Ray's own settings (a value the user exported wins) and Ray's logs
-kept off the terminal (in `raysweep.logfile`'s file when one is open); `storage_uri` and
-`check_storage_reach` refuse a checkpoint location that cannot serve every node. No Ray
-import at module level (`raysweep plan --address` uses it).
+kept off the terminal (in `raysweep.logfile`'s file when one is open); a local Ray starts only
+what the sweep needs (`LocalRay`); `storage_uri` and `check_storage_reach` refuse a
+checkpoint location that cannot serve every node. No Ray import at module level
+(`raysweep plan --address` uses it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,32 @@ RAY_ENV = {
     # restored Tune can tell from trials that ended; the state Tune saved last says RUNNING,
     # so `--resume` continues them from their checkpoints.
     "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    # Tune's CSV and TensorBoard loggers write (and the latter flushes) every result on the
+    # driver; nothing reads them. Its JSON logger (result.json) is added back by the Tuner.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
 }
 # On a local Ray no node can be preempted: the watcher is one more process per trial.
 LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+@dataclass(frozen=True)
+class LocalRay:
+    """What a local Ray starts besides its core (a cluster was set up by whoever started it)."""
+
+    # The dashboard, and with it Ray's state API, which a worker-group trial's placement-group
+    # cleaner asks whether its controller still lives. A sweep of inline trials needs neither
+    # (RAYSWEEP_RAY_DASHBOARD=1 starts it anyway).
+    dashboard: bool = True
+    # An idle worker per CPU, started as the driver connects (Ray's
+    # prestart_worker_first_driver): processes starting while the driver does, competing with
+    # it for the cores. An inline sweep measured no faster with them (benchmarks/vs_tune.py).
+    prestart_workers: bool = True
+
+
+def local_ray(inline_only: bool) -> LocalRay:
+    """How to start a local Ray for a sweep whose trials are all inline (or not)."""
+    dashboard = not inline_only or os.environ.get("RAYSWEEP_RAY_DASHBOARD") == "1"
+    return LocalRay(dashboard=dashboard, prestart_workers=not inline_only)
 
 
 def ray_env(local: bool) -> dict[str, str]:
@@ -83,11 +108,12 @@ def user_files_env() -> dict[str, Any]:
     return runtime_env()
 
 
-def init_ray(address: str | None, debug: bool) -> dict[str, float]:
+def init_ray(address: str | None, debug: bool, local: LocalRay | None = None) -> dict[str, float]:
     """Start (or connect to) Ray quietly; returns the cluster's resources.
 
     `address` (or $RAY_ADDRESS, which cluster.yaml sets on the head node) connects to a running
-    cluster; without one, a local Ray is started with the `trial_driver` resource.
+    cluster; without one, a local Ray is started with the `trial_driver` resource, and with
+    what `local` asks for (default: everything Ray starts).
     """
     import ray
 
@@ -98,6 +124,10 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
         log.adopt()  # importing Ray gave its logger a terminal handler of its own
     address = address or os.environ.get("RAY_ADDRESS") or None
     env = ray_env(local=not address)
+    local = local or LocalRay()
+    if not address and not local.prestart_workers:
+        key = "RAY_prestart_worker_first_driver"  # read by the raylet this process starts
+        env[key] = os.environ.get(key, "0")
     os.environ.update(env)
     kwargs: dict[str, Any] = {
         "log_to_driver": debug,
@@ -114,7 +144,11 @@ def init_ray(address: str | None, debug: bool) -> dict[str, float]:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(resources={DRIVER_RESOURCE: DRIVER_SLOTS}, **kwargs)
+            ray.init(
+                resources={DRIVER_RESOURCE: DRIVER_SLOTS},
+                include_dashboard=None if local.dashboard else False,
+                **kwargs,
+            )
     except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions here
         if address:
             raise UserError(f"--address {address}: cannot connect to Ray: {exc}") from None

@@ -1,16 +1,23 @@
 """`raysweep run`: check everything, start Ray, run the Tuner, record and summarize the trials.
 
-Nothing is started and no MLflow run is created until the sweep file, the datasets, the storage,
-the Ray connection and the resource plan have all been checked.
+No trial is started and no MLflow run is created until the sweep file, the datasets, the
+storage, the Ray connection and the resource plan have all been checked (Ray starts while the
+datasets are checked and MLflow is opened).
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
+import os
 import signal
+import sys
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from raysweep import faults, logfile
 from raysweep.config import SweepSpec
@@ -35,6 +42,7 @@ from raysweep.sweep import (
     RunOptions,
     build_tuner,
     experiment_dir_name,
+    local_ray_for,
     plan_resources,
     restore_tuner,
 )
@@ -90,17 +98,35 @@ def run_sweep(
     console: Console,
 ) -> dict[str, TrialOutcome]:
     """Run every trial; returns their outcomes (also recorded in MLflow)."""
+    # Setting up imports torch, MLflow and Ray: millions of objects that live as long as the
+    # process, which each pass of Python's cyclic garbage collector walks again (0.1-0.4 s a
+    # pass, seconds in all on 2 cores). None runs until the trials start; then what setting
+    # up made is set aside for good (`gc.freeze`, in `_run`).
+    gc.disable()
+    try:
+        return _run(spec, trials, sweep_text, options, console)
+    finally:
+        gc.enable()  # (already on, unless setting up failed)
+
+
+def _run(
+    spec: SweepSpec,
+    trials: list[Trial],
+    sweep_text: str,
+    options: RunOptions,
+    console: Console,
+) -> dict[str, TrialOutcome]:
+    """`run_sweep`, with the garbage collector off until the trials start."""
     # Other libraries' messages to a file from here on (until the process ends): torch's,
     # MLflow's while it opens its store, Ray's as it starts.
     library_log = logfile.start(spec.name, options.debug)
     checked = base_trials(spec, trials)  # an adaptive sweep's trials are made as it runs
-    unbuildable = model_errors(checked, check_datasets(checked))
-    if is_adaptive(spec) and unbuildable:
-        raise UserError(f"{spec.name}: {next(iter(unbuildable.values()))}")
     storage = storage_uri(options.storage)
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
-    # MLflow's import and database set-up (seconds) overlap Ray's start; no run is created yet.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open") as pool:
+    # Ray's start (seconds, mostly waiting on its processes) overlaps checking the datasets and
+    # models and opening MLflow (imports, database); no run is created yet.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="setup") as pool:
+        checking = pool.submit(_check_trials, spec, checked)
         opening = pool.submit(
             MlflowWriter,
             tracking_uri,
@@ -108,7 +134,11 @@ def run_sweep(
             console.warn,
             lambda text: console.say(f"raysweep: {text}"),
         )
-        cluster = init_ray(options.address, options.debug)
+        if any(t.config.train.log_model for t in checked):
+            threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+        local = local_ray_for(spec, options.studies)
+        cluster = init_ray(options.address, options.debug, local)
+        unbuildable = checking.result()
         check_storage_reach(storage)
         requests, parallel = plan_resources(spec, cluster, options.max_concurrent, options.studies)
         writer = opening.result()
@@ -153,6 +183,8 @@ def run_sweep(
             [recorder],
             cluster,
         )
+    gc.freeze()
+    gc.enable()
     # Ctrl-C raises KeyboardInterrupt here, even where the shell that started raysweep made
     # it ignore SIGINT (a job started with `&`): Python then installs no handler of its own.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -164,18 +196,60 @@ def run_sweep(
         pass  # Ctrl-C: the trials that did not end are marked killed below
     finally:
         signal.signal(signal.SIGINT, previous)
+        # Nothing below needs Ray: its processes stop (seconds of waiting on them) while the
+        # last trials' models are logged and the report is built.
+        stopping = _stop_ray()
         interrupted = _mark_killed(writer, outcomes)
         writer.wait()  # every trial's data is in MLflow before the report reads it
         for out in outcomes.values():
             if isinstance(out.run_id, Future):
                 out.run_id = out.run_id.result()
         _log_report(writer, tracking_uri, spec, parent_id, console)
+        stopping.join()
         faults.hold("report")
         _finish_parent(writer, parent_id, spec, outcomes, interrupted)
         errors = writer.flush()
         for err in errors:
             console.warn(err if err.startswith("MLflow at ") else f"MLflow: {err}")
     return outcomes
+
+
+def end_process(code: Any) -> NoReturn:
+    """End the `raysweep run` process with `code` once its output is flushed and the exit
+    handlers have run (logging's, MLflow's, Ray's: Ray is stopped and every MLflow write done
+    by then), without Python's teardown: its last garbage collection walks every object torch
+    (torch.export), MLflow and Ray made, seconds on 2 cores, in a process ending anyway."""
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe: nothing more can be said
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code if isinstance(code, int) else int(code is not None))
+
+
+def _stop_ray() -> threading.Thread:
+    """Disconnect from Ray, stopping the local Ray this process started, in the background."""
+    import ray
+
+    thread = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up() -> None:
+    """`raysweep.artifacts.warm_up`, imported on this thread (it imports torch), not the main
+    one, which starts Ray meanwhile."""
+    from raysweep.artifacts import warm_up
+
+    warm_up()
+
+
+def _check_trials(spec: SweepSpec, checked: list[Trial]) -> dict[str, str]:
+    """Every dataset loaded (UserError if one cannot be) and the trials whose model cannot be
+    built (`model_errors`); an adaptive sweep with such a model is refused (UserError)."""
+    unbuildable = model_errors(checked, check_datasets(checked))
+    if is_adaptive(spec) and unbuildable:
+        raise UserError(f"{spec.name}: {next(iter(unbuildable.values()))}")
+    return unbuildable
 
 
 def _mark_killed(writer: MlflowWriter, outcomes: dict[str, TrialOutcome]) -> bool:

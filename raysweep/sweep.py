@@ -15,6 +15,7 @@ from typing import Any
 from raysweep.config import SweepSpec
 from raysweep.errors import UserError
 from raysweep.plan import Trial, is_adaptive, study_requests
+from raysweep.ray_session import LocalRay, local_ray
 from raysweep.records import RunSettings
 from raysweep.resources import (
     DRIVER_RESOURCE,
@@ -69,6 +70,11 @@ def plan_resources(
     return requests, sweep_concurrency(requests.values(), cluster, limit)
 
 
+def local_ray_for(spec: SweepSpec, studies: tuple[str, ...] = ()) -> LocalRay:
+    """What a local Ray started for this sweep needs (whether every trial trains inline)."""
+    return local_ray(all(r.inline for r in study_requests(spec, studies).values()))
+
+
 def run_settings(
     storage: str, cluster: dict[str, float], placement_timeout_s: float | None = None
 ) -> RunSettings:
@@ -88,6 +94,7 @@ def build_tuner(
 ) -> Any:
     """A Tuner over the planned trials (a grid over their ids: the plan is already expanded)."""
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from raysweep.placement import PlacementGuard
@@ -133,7 +140,9 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=experiment_dir,
             storage_path=storage,
-            callbacks=callbacks,
+            # Tune's own record of each result (result.json), the only one of its default
+            # loggers kept (ray_session.RAY_ENV).
+            callbacks=[*callbacks, JsonLoggerCallback()],
             verbose=0,
             # Tune restarts a trial whose process died or raised (from its newest checkpoint):
             # an inline trial, or the actor driving a worker group (whose workers Ray Train

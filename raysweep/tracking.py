@@ -126,7 +126,10 @@ class MlflowWriter(WriteQueue):
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        from raysweep import sqlite_store
+
         set_mlflow_http_defaults()
+        sqlite_store.seed(tracking_uri)  # a new SQLite store without MLflow's migrations
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri)
         try:
@@ -330,7 +333,7 @@ class MlflowWriter(WriteQueue):
         import mlflow
         import numpy as np
 
-        from raysweep.artifacts import rebuild_model
+        from raysweep.artifacts import EXPORT_LOCK, rebuild_model
 
         if self._model_ready(run_id):
             return
@@ -339,13 +342,16 @@ class MlflowWriter(WriteQueue):
         example = np.zeros(
             (2, meta["in_channels"], meta["image_size"], meta["image_size"]), dtype=np.float32
         )
-        with mlflow.start_run(run_id=run_id):
+        with EXPORT_LOCK, mlflow.start_run(run_id=run_id):
             mlflow.pytorch.log_model(
                 model,
                 name="model",
                 input_example=example,
                 pip_requirements=pip_requirements(),
                 metadata={"raysweep": meta},
+                # MLflow would load the model it just saved and run the example through it:
+                # a second torch.export round trip per trial. `raysweep predict` loads it.
+                validate_serving_input=False,
             )
 
 

@@ -10,6 +10,7 @@ Everything here imports Ray and torch lazily: the driver only pickles these func
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
@@ -272,6 +273,8 @@ def train_inline(trial: dict[str, Any], run: RunSettings, req: TrialResources) -
     from raysweep.config import TrialConfig
     from raysweep.train import WorkerEnv
 
+    gc.freeze()  # what this process imported (torch, Ray Tune): see `trial_driver`
+    gc.enable()
     experiment = tune.get_context().get_experiment_name()
     trial_id = trial["trial_id"]
     fs, trial_dir = _trial_dir(run["storage"], experiment, trial_id)
@@ -387,6 +390,15 @@ def trial_driver(tune_config: TrialPayload) -> None:
     faults.announce("trial", tune_config["trial"]["trial_id"])
     req = trial_resources(tune_config)
     if req.inline:
-        train_inline(tune_config["trial"], tune_config["run"], req)
+        # Python's cyclic garbage collector walks every object the process has on each full
+        # pass: with torch and Ray Tune imported, a tenth of a second or more, several times
+        # a trial. None runs while torch is imported, and what the process made before the
+        # trial trains is set aside until it ends (`train_inline`).
+        gc.disable()
+        try:
+            train_inline(tune_config["trial"], tune_config["run"], req)
+        finally:
+            gc.unfreeze()
+            gc.enable()
     else:
         train_with_workers(tune_config["trial"], tune_config["run"], req)

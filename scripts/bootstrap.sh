@@ -8,3 +8,6 @@ else
   python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
   python3 -m uv sync --frozen --quiet --compile-bytecode
 fi
+# raysweep's own modules as bytecode too (uv compiles only the installed packages): where
+# PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile them at each import.
+.venv/bin/python -m compileall -q raysweep >/dev/null

@@ -42,6 +42,15 @@ def library_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session", autouse=True)
+def raysweep_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """raysweep's own cache (the empty MLflow store new SQLite stores are copied from,
+    raysweep.sqlite_store) in a temp dir for the session, not ~/.cache."""
+    directory = tmp_path_factory.mktemp("raysweep-cache")
+    os.environ["RAYSWEEP_CACHE_DIR"] = str(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def digits_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tensor cache for every test that trains on digits (decoded once per session)."""

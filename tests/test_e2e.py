@@ -132,6 +132,18 @@ def test_asha_stops_the_slow_learner(cli_sweep: dict) -> None:
     assert max(steps) < 3
 
 
+def test_tune_keeps_its_result_json_and_no_other_logs(cli_sweep: dict) -> None:
+    """Tune's own record of each trial's results is its result.json (the multi-node tests read
+    it), one line per epoch reported; its CSV and TensorBoard loggers are off."""
+    storage = cli_sweep["work"] / "ray"
+    results = sorted(storage.glob("*/t0*/result.json"))
+    assert len(results) == 5, results  # every trial but t003, which never started
+    for result in results:
+        assert 1 <= len(result.read_text().splitlines()) <= 3, result
+    assert not list(storage.rglob("progress.csv"))
+    assert not list(storage.rglob("events.out.tfevents*"))
+
+
 def test_logged_model_predicts_with_logged_accuracy(cli_sweep: dict) -> None:
     import mlflow
     import torch

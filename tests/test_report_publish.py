@@ -113,14 +113,15 @@ def test_the_driver_logs_the_report_through_its_writer(tmp_path: Path) -> None:
     assert run_id == "parent-run" and sorted(logged) == sorted(p.name for p in report.files)
 
 
-def test_mlflow_writer_log_dir_is_log_artifacts() -> None:
+def test_mlflow_writer_log_dir_is_log_artifacts(tmp_path: Path) -> None:
     from raysweep.tracking import MlflowWriter
 
+    (tmp_path / "summary.md").write_text("| trial |")
     writer = MlflowWriter.__new__(MlflowWriter)  # no store, no thread: the method alone
     writer.client = Recorder()
-    writer.log_dir("run-1", str(REPORT_DIR))
-    [(run_id, folder, _)] = writer.client.calls
-    assert run_id == "run-1" and folder == REPORT_DIR
+    writer.log_dir("run-1", str(tmp_path))
+    [(run_id, folder, files)] = writer.client.calls
+    assert run_id == "run-1" and folder == tmp_path and files == {"summary.md": b"| trial |"}
 
 
 def _store(root: Path) -> tuple[str, str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +22,7 @@ from raysweep.ranking import finite
 from raysweep.records import LOGGED_PER_EPOCH, PARAM_NUM_PARAMS, TAG_OVERRIDES, TAG_TRIAL
 from raysweep.report.store import (
     Store,
+    artifact_file,
     child_runs,
     download_text,
     find_parent,
@@ -49,11 +51,9 @@ def read_steps(store: Store, run_id: str) -> pd.DataFrame | None:
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = store.client.download_artifacts(run_id, "steps.parquet", tmp)
-        except Exception:  # noqa: BLE001 - a trial that failed before its first checkpoint
-            return None
-        return pq.read_table(local).to_pandas()
+        local = artifact_file(store, run_id, "steps.parquet", Path(tmp))
+        # None: a trial that failed before its first checkpoint
+        return pq.read_table(local).to_pandas() if local is not None else None
 
 
 def read_per_class(store: Store, run_id: str) -> pd.DataFrame | None:

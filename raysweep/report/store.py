@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from raysweep.errors import UserError
 from raysweep.records import TAG_STATUS, TAG_TRIAL
@@ -31,6 +32,8 @@ class Store:
     uri: str
     experiment_id: str
     experiment_name: str
+    # Each run's artifact URI, as the searches here found them (`artifact_file`).
+    artifact_roots: dict[str, str] = field(default_factory=dict)
 
 
 def parse_param(text: str | None) -> Any:
@@ -99,6 +102,7 @@ def _search(store: Store, filter_string: str, order_by: list[str] | None = None)
             [store.experiment_id], filter_string, order_by=order_by, page_token=token
         )
         runs.extend(page)
+        store.artifact_roots.update((r.info.run_id, r.info.artifact_uri) for r in page)
         token = page.token
         if not token:
             return runs
@@ -140,11 +144,39 @@ def child_runs(store: Store, parent_id: str) -> list[Any]:
 def download_text(store: Store, run_id: str, path: str) -> str | None:
     """The text of one artifact of a run, or None if it has none at `path`."""
     with tempfile.TemporaryDirectory() as tmp:
+        local = artifact_file(store, run_id, path, Path(tmp))
+        return local.read_text() if local is not None else None
+
+
+def artifact_file(store: Store, run_id: str, path: str, tmp: Path) -> Path | None:
+    """One artifact of a run as a local file, None if the run has none at `path`: read where
+    it is when the run's artifacts are in a local directory (a file:// store, the default),
+    else downloaded into `tmp` (MLflow's download copies even a local file, through a thread
+    pool: a tenth of a second an artifact, dozens of them in a report)."""
+    root = store.artifact_roots.get(run_id)
+    if root is None:
         try:
-            local = store.client.download_artifacts(run_id, path, tmp)
-        except Exception:  # noqa: BLE001 - missing artifact
+            root = store.artifact_roots[run_id] = store.client.get_run(run_id).info.artifact_uri
+        except Exception:  # noqa: BLE001 - no such run: nothing to read
             return None
-        return Path(local).read_text()
+    directory = _local_directory(root)
+    if directory is not None:
+        file = directory / path
+        return file if file.is_file() else None
+    try:
+        return Path(store.client.download_artifacts(run_id, path, str(tmp)))
+    except Exception:  # noqa: BLE001 - missing artifact
+        return None
+
+
+def _local_directory(uri: str) -> Path | None:
+    """The directory an artifact URI names on this machine, None for a remote one."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(unquote(parsed.path))
+    if not parsed.scheme and uri.startswith("/"):
+        return Path(uri)
+    return None
 
 
 def run_status(run: Any) -> str:

@@ -1,0 +1,62 @@
+"""What a local Ray starts for a sweep (raysweep.ray_session.LocalRay, no Ray session): the
+dashboard and its state API, and Ray's idle workers, only where a worker-group trial may run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from raysweep.config import SweepSpec, validate_spec
+from raysweep.ray_session import RAY_ENV, LocalRay, ray_env
+from raysweep.sweep import local_ray_for
+
+INLINE = LocalRay(dashboard=False, prestart_workers=False)
+EVERYTHING = LocalRay(dashboard=True, prestart_workers=True)
+
+SWEEP: dict[str, Any] = {
+    "name": "local",
+    "dataset": {"name": "synthetic"},
+    "model": {"name": "lenet"},
+    "sweep": {
+        "studies": [
+            {"name": "one", "axes": {"train.optimizer.lr": [1.0e-3, 1.0e-2]}},
+            {"name": "ddp", "resources": {"workers_per_trial": 2}},
+        ]
+    },
+    "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+}
+
+
+def spec(**changes: Any) -> SweepSpec:
+    return validate_spec({**SWEEP, **changes}, "s.yaml")
+
+
+def test_an_inline_sweep_starts_neither_the_dashboard_nor_idle_workers() -> None:
+    only_one = {**SWEEP["sweep"], "studies": SWEEP["sweep"]["studies"][:1]}
+    assert local_ray_for(spec(sweep=only_one)) == INLINE
+    # `--study` with only inline trials in it, of a sweep that also has worker groups.
+    assert local_ray_for(spec(), ("one",)) == INLINE
+
+
+def test_a_worker_group_anywhere_in_the_sweep_keeps_them() -> None:
+    assert local_ray_for(spec()) == EVERYTHING
+    assert local_ray_for(spec(), ("ddp",)) == EVERYTHING
+    executor = {"workers_per_trial": 1, "cpus_per_worker": 1, "executor": "torch_trainer"}
+    only_one = {**SWEEP["sweep"], "studies": SWEEP["sweep"]["studies"][:1]}
+    assert local_ray_for(spec(sweep=only_one, resources=executor)) == EVERYTHING
+
+
+def test_the_dashboard_can_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAYSWEEP_RAY_DASHBOARD", "1")
+    only_one = {**SWEEP["sweep"], "studies": SWEEP["sweep"]["studies"][:1]}
+    assert local_ray_for(spec(sweep=only_one)) == LocalRay(dashboard=True, prestart_workers=False)
+
+
+def test_tune_keeps_only_its_json_logger_unless_the_user_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert RAY_ENV["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
+    assert ray_env(local=True)["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    assert ray_env(local=True)["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "0"
