@@ -72,12 +72,14 @@ def write_sweep(tmp_path: Path, digits_cache: Path):
     return write
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    """`raysweep ARGS` in `cwd`, with MLflow's default store there."""
+def run_cli(
+    args: list[str], cwd: Path, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`raysweep ARGS` in `cwd`, with MLflow's default store there (and `env` added)."""
     return subprocess.run(
         [str(RAYSWEEP), *args],
         cwd=cwd,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -110,7 +112,10 @@ def cli_sweep(tmp_path_factory: pytest.TempPathFactory, digits_cache: Path) -> d
     spec = dict(CLI_SWEEP)
     spec["dataset"] = {"name": "digits", "image_size": 32, "cache_dir": str(digits_cache)}
     (work / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    proc = run_cli(["run", "sweep.yaml", "--storage", str(work / "ray")], cwd=work)
+    # An empty raysweep cache: this sweep makes the empty MLflow store that new SQLite stores
+    # are copied from (raysweep.sqlite_store), as a first sweep on a new machine does.
+    cache = {"RAYSWEEP_CACHE_DIR": str(work / "raysweep-cache")}
+    proc = run_cli(["run", "sweep.yaml", "--storage", str(work / "ray")], cwd=work, env=cache)
     uri = f"sqlite:///{work / 'mlflow.db'}"
     # What `run` itself left on the parent run (later tests' `raysweep report` adds to it).
     from mlflow.tracking import MlflowClient

@@ -23,7 +23,8 @@ def test_the_terminal_shows_raysweeps_lines_and_the_log_the_rest(cli_sweep: dict
     found = re.search(r"^raysweep: other libraries' messages \(.*?\): (\S+)$", proc.stdout, re.M)
     assert found, proc.stdout
     log = Path(found[1]).read_text()
-    # Ray's start, MLflow making its new store, Tune's own lines: all in the file.
+    # Ray's start, MLflow making its empty store (a new raysweep cache, see `cli_sweep`),
+    # Tune's own lines: all in the file.
     assert "INFO ray._private.worker: Started a local Ray instance" in log, log
     assert "INFO mlflow.store.db.utils: Creating initial MLflow database tables" in log, log
     assert " ray.tune." in log, log
