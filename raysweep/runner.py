@@ -8,16 +8,18 @@ datasets are checked and MLflow is opened).
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import json
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from raysweep import faults, logfile
 from raysweep.config import SweepSpec
@@ -90,6 +92,31 @@ def model_errors(trials: list[Trial], datasets: dict[str, Any]) -> dict[str, str
     return errors
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _collector_paused(run: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`run` with Python's cyclic garbage collector off until it turns it back on itself (or
+    ends: a set-up that fails leaves it on again).
+
+    Setting up imports torch, MLflow and Ray: millions of objects that live as long as the
+    process, which each pass of the collector walks again (0.1-0.4 s a pass, seconds in all on
+    2 cores). None runs until the trials start; then what setting up made is set aside for
+    good (`gc.freeze`)."""
+
+    @functools.wraps(run)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        gc.disable()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            gc.enable()  # (already on, unless setting up failed)
+
+    return paused
+
+
+@_collector_paused
 def run_sweep(
     spec: SweepSpec,
     trials: list[Trial],
@@ -98,25 +125,6 @@ def run_sweep(
     console: Console,
 ) -> dict[str, TrialOutcome]:
     """Run every trial; returns their outcomes (also recorded in MLflow)."""
-    # Setting up imports torch, MLflow and Ray: millions of objects that live as long as the
-    # process, which each pass of Python's cyclic garbage collector walks again (0.1-0.4 s a
-    # pass, seconds in all on 2 cores). None runs until the trials start; then what setting
-    # up made is set aside for good (`gc.freeze`, in `_run`).
-    gc.disable()
-    try:
-        return _run(spec, trials, sweep_text, options, console)
-    finally:
-        gc.enable()  # (already on, unless setting up failed)
-
-
-def _run(
-    spec: SweepSpec,
-    trials: list[Trial],
-    sweep_text: str,
-    options: RunOptions,
-    console: Console,
-) -> dict[str, TrialOutcome]:
-    """`run_sweep`, with the garbage collector off until the trials start."""
     # Other libraries' messages to a file from here on (until the process ends): torch's,
     # MLflow's while it opens its store, Ray's as it starts.
     library_log = logfile.start(spec.name, options.debug)
