@@ -2,8 +2,9 @@
 
 One Tune trial per planned trial; its trainable (`raysweep.trainables.trial_driver`) trains a
 one-worker trial in its own process, or follows Ray's Train V2 + Tune interop pattern for
-several workers: a `TorchTrainer` whose `TuneReportCallback` forwards every epoch's report to
-Tune. Either way the driver-side callbacks (MLflow, console progress) see every epoch.
+several workers: a `TorchTrainer` whose controller forwards every epoch's report to the
+trial's thread, which reports it to Tune (`raysweep.train_reports`). Either way the driver-side
+callbacks (MLflow, console progress) see every epoch.
 """
 
 from __future__ import annotations

@@ -332,9 +332,9 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
     resumed sweep's trainer finds the trial's checkpoints again."""
     import ray.train
     from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from raysweep import placement
+    from raysweep.train_reports import ForwardReports, fit_reporting, report_queue
 
     experiment = tune.get_context().get_experiment_name()
     fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
@@ -342,6 +342,7 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
     if _replay_if_done(fs, trial_dir):
         return
     timeout = run.get("placement_timeout_s")  # how long its workers may wait to be placed
+    reports = report_queue()
     trainer = trainer_class()(
         train_worker,
         train_loop_config={
@@ -363,12 +364,13 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
             ),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[
-                TuneReportCallback(),
+                ForwardReports(reports),  # not Ray's TuneReportCallback: train_reports says why
                 *placement.deadline_callbacks(trial["trial_id"], timeout, req),
             ],
         ),
     )
-    result = placement.fit(trainer, timeout)  # PlacementTimeoutError: its workers found no node
+    # PlacementTimeoutError: its workers found no node
+    result = fit_reporting(lambda: placement.fit(trainer, timeout), reports, tune.report)
     checkpoint = result.checkpoint.path if result.checkpoint else None
     _mark_done(fs, trial_dir, dict(result.metrics or {}), checkpoint)
 
