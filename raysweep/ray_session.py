@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,8 @@ class LocalRay:
 
     # The dashboard, and with it Ray's state API, which a worker-group trial's placement-group
     # cleaner asks whether its controller still lives. A sweep of inline trials needs neither
-    # (RAYSWEEP_RAY_DASHBOARD=1 starts it anyway).
+    # (RAYSWEEP_RAY_DASHBOARD=1 starts it anyway). Without it no dashboard process starts at
+    # all (`without_api_server`).
     dashboard: bool = True
     # An idle worker per CPU, started as the driver connects (Ray's
     # prestart_worker_first_driver): processes starting while the driver does, competing with
@@ -62,6 +65,32 @@ def local_ray(inline_only: bool) -> LocalRay:
     """How to start a local Ray for a sweep whose trials are all inline (or not)."""
     dashboard = not inline_only or os.environ.get("RAYSWEEP_RAY_DASHBOARD") == "1"
     return LocalRay(dashboard=dashboard, prestart_workers=not inline_only)
+
+
+@contextmanager
+def without_api_server() -> Iterator[None]:
+    """Ray's head start without its dashboard process, for the `ray.init` inside.
+
+    `include_dashboard=False` still starts `dashboard.py` (only its usage-stats module loaded)
+    and `ray.init` waits until it has registered, before the raylet starts: a Python process's
+    imports, ~1 CPU-s and 1-2 s of a 2-core machine's start, for nothing an inline sweep uses.
+    Ray starts without it when it fails to start (`start_api_server` returns no URL and no
+    process), which is what this makes it return. Where Ray's private function is not there
+    (another Ray), nothing is changed."""
+    try:
+        from ray._private import services
+    except ImportError:  # pragma: no cover - a Ray without it starts as it does
+        yield
+        return
+    start = getattr(services, "start_api_server", None)
+    if start is None:  # pragma: no cover
+        yield
+        return
+    services.start_api_server = lambda *args, **kwargs: (None, None)
+    try:
+        yield
+    finally:
+        services.start_api_server = start
 
 
 def ray_env(local: bool) -> dict[str, str]:
@@ -143,12 +172,13 @@ def init_ray(address: str | None, debug: bool, local: LocalRay | None = None) ->
     try:
         if address:
             ray.init(address=address, **kwargs)
+        elif local.dashboard:
+            ray.init(resources={DRIVER_RESOURCE: DRIVER_SLOTS}, **kwargs)
         else:
-            ray.init(
-                resources={DRIVER_RESOURCE: DRIVER_SLOTS},
-                include_dashboard=None if local.dashboard else False,
-                **kwargs,
-            )
+            with without_api_server():
+                ray.init(
+                    resources={DRIVER_RESOURCE: DRIVER_SLOTS}, include_dashboard=False, **kwargs
+                )
     except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions here
         if address:
             raise UserError(f"--address {address}: cannot connect to Ray: {exc}") from None

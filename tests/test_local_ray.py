@@ -1,8 +1,13 @@
 """What a local Ray starts for a sweep (raysweep.ray_session.LocalRay, no Ray session): the
-dashboard and its state API, and Ray's idle workers, only where a worker-group trial may run."""
+dashboard and its state API, and Ray's idle workers, only where a worker-group trial may run;
+and one such Ray started for real."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,3 +65,31 @@ def test_tune_keeps_only_its_json_logger_unless_the_user_says_otherwise(
     assert ray_env(local=True)["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
     assert ray_env(local=True)["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "0"
+
+
+INLINE_RAY = """
+import json, ray
+from ray._private import services
+from raysweep.ray_session import LocalRay, init_ray
+start = services.start_api_server
+init_ray(None, False, LocalRay(dashboard=False, prestart_workers=False))
+processes = sorted(ray._private.worker._global_node.all_processes)
+answer = ray.get(ray.remote(lambda: 42).remote())
+print(json.dumps({"processes": processes, "answer": answer,
+                  "restored": services.start_api_server is start}))
+ray.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_an_inline_sweeps_local_ray_runs_without_any_dashboard_process(tmp_path: Path) -> None:
+    """Not even the one Ray starts with include_dashboard=False (raysweep.ray_session
+    .without_api_server); Ray still runs tasks, and its own function is put back."""
+    proc = subprocess.run(
+        [sys.executable, "-c", INLINE_RAY], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "dashboard" not in seen["processes"]
+    assert {"gcs_server", "raylet"} <= set(seen["processes"])
+    assert seen["answer"] == 42 and seen["restored"]
