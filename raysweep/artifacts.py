@@ -25,9 +25,10 @@ EXPORT_LOCK = threading.Lock()
 
 def warm_up() -> bool:
     """Do once, before the first trial ends, what logging a model and plotting cost the first
-    time in a process (seconds: torch.export imports torch._dynamo; MLflow's PyTorch flavor
-    and matplotlib their own), by saving a tiny model the way a trial's is logged. The driver
-    runs it on a thread while Ray starts, so the first trial's files wait for none of it.
+    time in a process (MLflow's PyTorch flavor and matplotlib import, MLflow's first model
+    save), by saving a tiny model the way a trial's is logged, with a stand-in for its
+    program (`raysweep.exported`: trials export their own, so the driver needs no
+    `torch._dynamo`). The driver runs it on a thread while Ray starts.
 
     True once done. Best effort: whatever fails here (False) fails again, and is reported,
     when a trial's model is logged."""
@@ -39,14 +40,21 @@ def warm_up() -> bool:
         import mlflow.pytorch
         import numpy as np
 
+        from raysweep.exported import premade_program
         from raysweep.tracking import pip_requirements
 
         model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)).eval()
         example = np.zeros((2, 1, 4, 4), dtype=np.float32)
         with EXPORT_LOCK, tempfile.TemporaryDirectory() as tmp:
-            mlflow.pytorch.save_model(
-                model, f"{tmp}/model", input_example=example, pip_requirements=pip_requirements()
-            )
+            program = Path(tmp) / "program.pt2"
+            program.write_bytes(b"")
+            with premade_program(program, example.shape):
+                mlflow.pytorch.save_model(
+                    model,
+                    f"{tmp}/model",
+                    input_example=example,
+                    pip_requirements=pip_requirements(),
+                )
     except Exception:  # noqa: BLE001 - see the docstring
         return False
     return True

@@ -20,6 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -301,7 +302,7 @@ class MlflowWriter(WriteQueue):
             self.client.log_artifacts(run_id, tmp)
         faults.hold("model_logging", trial_id)
         if log_model:
-            self._log_model(run_id, state)
+            self._log_model(run_id, state, checkpoint_path)
 
     def _backfill_epochs(self, run_id: str, history: list[dict[str, float]]) -> None:
         # A driver killed between a checkpoint and its MLflow write loses that epoch's metrics
@@ -329,30 +330,37 @@ class MlflowWriter(WriteQueue):
                 self.client.delete_logged_model(model.model_id)
         return ready
 
-    def _log_model(self, run_id: str, state: dict[str, Any]) -> None:
+    def _log_model(self, run_id: str, state: dict[str, Any], checkpoint_path: str = "") -> None:
+        """The trained model as MLflow's `model` of the run (pt2 format); the program the
+        trial exported beside its checkpoint where there is one (`raysweep.exported`)."""
         import mlflow
-        import numpy as np
 
         from raysweep.artifacts import EXPORT_LOCK, rebuild_model
+        from raysweep.exported import example_input, fetch_program, premade_program
 
         if self._model_ready(run_id):
             return
         model = rebuild_model(state)
         meta = state["meta"]
-        example = np.zeros(
-            (2, meta["in_channels"], meta["image_size"], meta["image_size"]), dtype=np.float32
-        )
-        with EXPORT_LOCK, mlflow.start_run(run_id=run_id):
-            mlflow.pytorch.log_model(
-                model,
-                name="model",
-                input_example=example,
-                pip_requirements=pip_requirements(),
-                metadata={"raysweep": meta},
-                # MLflow would load the model it just saved and run the example through it:
-                # a second torch.export round trip per trial. `raysweep predict` loads it.
-                validate_serving_input=False,
-            )
+        example = example_input(meta)
+        with tempfile.TemporaryDirectory() as tmp:
+            program = fetch_program(checkpoint_path, Path(tmp)) if checkpoint_path else None
+            with (
+                EXPORT_LOCK,
+                premade_program(program, example.shape) if program else nullcontext(),
+                mlflow.start_run(run_id=run_id),
+            ):
+                mlflow.pytorch.log_model(
+                    model,
+                    name="model",
+                    input_example=example,
+                    pip_requirements=pip_requirements(),
+                    metadata={"raysweep": meta},
+                    # MLflow would load the model it just saved and run the example through
+                    # it: a second torch.export round trip per trial. `raysweep predict`
+                    # loads it.
+                    validate_serving_input=False,
+                )
 
 
 def experiment_id_for(tracking_uri: str, name: str) -> str | None:

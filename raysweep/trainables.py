@@ -47,8 +47,12 @@ def _resume_state(*checkpoints: Any) -> CheckpointState | None:
     return None
 
 
-def _reporter(report: Callable[..., None], checkpoint_cls: Any, trial_id: str = "") -> Any:
-    """`train_trial`'s report function over Ray's `report(metrics, checkpoint=...)`."""
+def _reporter(
+    report: Callable[..., None], checkpoint_cls: Any, trial_id: str = "", export: bool = False
+) -> Any:
+    """`train_trial`'s report function over Ray's `report(metrics, checkpoint=...)`; with
+    `export`, the last checkpoint also holds the model as a torch.export program
+    (`raysweep.exported`), which the driver logs to MLflow."""
     import torch
 
     def send(metrics: dict[str, Any], state: CheckpointState | None) -> None:
@@ -57,6 +61,10 @@ def _reporter(report: Callable[..., None], checkpoint_cls: Any, trial_id: str = 
             return
         with tempfile.TemporaryDirectory() as tmp:
             write_atomic(Path(tmp) / STATE_FILE, lambda f: torch.save(state, f))
+            if export and (state.get("last") or {}).get("is_last_epoch"):
+                from raysweep.exported import PROGRAM_FILE, save_program
+
+                save_program(state, Path(tmp) / PROGRAM_FILE)
             # Written last: a checkpoint directory with this file has a complete state.pt.
             (Path(tmp) / EPOCH_FILE).write_text(str(state["epoch"]))
             report(metrics, checkpoint=checkpoint_cls.from_directory(tmp))
@@ -91,7 +99,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     fs, run_dir = filesystem(loop_config["run_dir"])
     checkpoints = checkpoints_newest_first(fs, run_dir)
     resume = _resume_state(*checkpoints, ray.train.get_checkpoint())
-    report = _reporter(ray.train.report, ray.train.Checkpoint, trial_id)
+    report = _reporter(ray.train.report, ray.train.Checkpoint, trial_id, config.train.log_model)
     train_trial(config, env, report, resume=resume)
 
 
@@ -295,7 +303,7 @@ def train_inline(trial: dict[str, Any], run: RunSettings, req: TrialResources) -
         trial_id=trial_id,
     )
     resume = _resume_state(*checkpoints_newest_first(fs, trial_dir), tune.get_checkpoint())
-    report = _reporter(tune.report, tune.Checkpoint, trial_id)
+    report = _reporter(tune.report, tune.Checkpoint, trial_id, config.train.log_model)
     try:
         if kind == "cuda":
             device_module.check_cuda(env.device)
