@@ -53,7 +53,7 @@ class LocalRay:
     # The dashboard, and with it Ray's state API, which a worker-group trial's placement-group
     # cleaner asks whether its controller still lives. A sweep of inline trials needs neither
     # (RAYSWEEP_RAY_DASHBOARD=1 starts it anyway). Without it no dashboard process starts at
-    # all (`without_api_server`).
+    # all, nor Ray's monitors (`lean_head`).
     dashboard: bool = True
     # An idle worker per CPU, started as the driver connects (Ray's
     # prestart_worker_first_driver): processes starting while the driver does, competing with
@@ -68,29 +68,39 @@ def local_ray(inline_only: bool) -> LocalRay:
 
 
 @contextmanager
-def without_api_server() -> Iterator[None]:
-    """Ray's head start without its dashboard process, for the `ray.init` inside.
+def lean_head(log_monitor: bool) -> Iterator[None]:
+    """A local Ray head started, by the `ray.init` inside, with no process an inline sweep
+    does not use: no dashboard, no autoscaler monitor, and no log monitor unless `log_monitor`
+    (it only streams the workers' output to a driver started with `log_to_driver`).
 
-    `include_dashboard=False` still starts `dashboard.py` (only its usage-stats module loaded)
-    and `ray.init` waits until it has registered, before the raylet starts: a Python process's
-    imports, ~1 CPU-s and 1-2 s of a 2-core machine's start, for nothing an inline sweep uses.
-    Ray starts without it when it fails to start (`start_api_server` returns no URL and no
-    process), which is what this makes it return. Where Ray's private function is not there
-    (another Ray), nothing is changed."""
+    `include_dashboard=False` still starts `dashboard.py` (its usage-stats module only), and
+    `ray.init` waits for it to register before it starts the raylet; with the two monitors
+    that is three Python processes importing Ray, ~2.5 CPU-s of a 2-core machine's start. Ray
+    goes on without a dashboard that failed to start (`start_api_server` returning no URL and
+    no process, what it returns here), and its shutdown skips process types it never
+    started. Where Ray's private functions are not there (another Ray), nothing changes."""
     try:
         from ray._private import services
-    except ImportError:  # pragma: no cover - a Ray without it starts as it does
+        from ray._private.node import Node
+    except ImportError:  # pragma: no cover - another Ray starts as it does
         yield
         return
-    start = getattr(services, "start_api_server", None)
-    if start is None:  # pragma: no cover
-        yield
-        return
-    services.start_api_server = lambda *args, **kwargs: (None, None)
+    saved = {
+        (services, "start_api_server"): lambda *args, **kwargs: (None, None),
+        (Node, "start_monitor"): lambda self: None,
+    }
+    if not log_monitor:
+        saved[(Node, "start_log_monitor")] = lambda self: None
+    originals = {key: getattr(*key, None) for key in saved}
+    for (owner, name), stand_in in saved.items():
+        if originals[(owner, name)] is not None:
+            setattr(owner, name, stand_in)
     try:
         yield
     finally:
-        services.start_api_server = start
+        for (owner, name), original in originals.items():
+            if original is not None:
+                setattr(owner, name, original)
 
 
 def ray_env(local: bool) -> dict[str, str]:
@@ -175,7 +185,7 @@ def init_ray(address: str | None, debug: bool, local: LocalRay | None = None) ->
         elif local.dashboard:
             ray.init(resources={DRIVER_RESOURCE: DRIVER_SLOTS}, **kwargs)
         else:
-            with without_api_server():
+            with lean_head(log_monitor=debug):
                 ray.init(
                     resources={DRIVER_RESOURCE: DRIVER_SLOTS}, include_dashboard=False, **kwargs
                 )

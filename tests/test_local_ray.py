@@ -68,28 +68,31 @@ def test_tune_keeps_only_its_json_logger_unless_the_user_says_otherwise(
 
 
 INLINE_RAY = """
-import json, ray
+import json, sys, ray
 from ray._private import services
+from ray._private.node import Node
 from raysweep.ray_session import LocalRay, init_ray
-start = services.start_api_server
-init_ray(None, False, LocalRay(dashboard=False, prestart_workers=False))
+before = (services.start_api_server, Node.start_monitor, Node.start_log_monitor)
+init_ray(None, sys.argv[1] == "debug", LocalRay(dashboard=False, prestart_workers=False))
 processes = sorted(ray._private.worker._global_node.all_processes)
 answer = ray.get(ray.remote(lambda: 42).remote())
-print(json.dumps({"processes": processes, "answer": answer,
-                  "restored": services.start_api_server is start}))
+after = (services.start_api_server, Node.start_monitor, Node.start_log_monitor)
+print(json.dumps({"processes": processes, "answer": answer, "restored": before == after}))
 ray.shutdown()
 """
 
 
 @pytest.mark.slow
-def test_an_inline_sweeps_local_ray_runs_without_any_dashboard_process(tmp_path: Path) -> None:
-    """Not even the one Ray starts with include_dashboard=False (raysweep.ray_session
-    .without_api_server); Ray still runs tasks, and its own function is put back."""
+@pytest.mark.parametrize("mode", ["quiet", "debug"])
+def test_an_inline_sweeps_local_ray_starts_only_what_it_uses(tmp_path: Path, mode: str) -> None:
+    """No dashboard process (not even the one Ray starts with include_dashboard=False), no
+    autoscaler monitor, and a log monitor only for `--debug`, which shows workers' output
+    (raysweep.ray_session.lean_head); Ray still runs tasks, and its functions are put back."""
     proc = subprocess.run(
-        [sys.executable, "-c", INLINE_RAY], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-c", INLINE_RAY, mode], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "dashboard" not in seen["processes"]
-    assert {"gcs_server", "raylet"} <= set(seen["processes"])
+    expected = {"gcs_server", "raylet"} | ({"log_monitor"} if mode == "debug" else set())
+    assert set(seen["processes"]) == expected
     assert seen["answer"] == 42 and seen["restored"]
