@@ -321,7 +321,10 @@ def _log_report(
         from raysweep.report.publish import stage
 
         with tempfile.TemporaryDirectory() as tmp:
-            _, report, _ = build_report(tracking_uri, spec.name, Path(tmp) / "report", parent_id)
+            # Part of its figures drawn in a forked process: the trials' cores are free now.
+            _, report, _ = build_report(
+                tracking_uri, spec.name, Path(tmp) / "report", parent_id, fork=True
+            )
             files = stage(report.files, Path(tmp) / "logged")
             writer.submit(writer.log_dir, parent_id, str(files))
             writer.wait()  # the writer reads the files before their directory goes

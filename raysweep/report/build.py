@@ -45,10 +45,11 @@ class Report:
     page: Path
 
 
-def write_report(sweep: SweepData, out: Path, band_cut: str = "none") -> Report:
+def write_report(sweep: SweepData, out: Path, band_cut: str = "none", fork: bool = False) -> Report:
     """Every summary file and figure of a sweep into `out`: summary.{parquet,csv,md},
     summary_by_config.{parquet,csv} (with repeats), the PNGs and report.html. `band_cut`:
-    where the loss bands end (`raysweep.report.landscape.BAND_CUTS`)."""
+    where the loss bands end (`raysweep.report.landscape.BAND_CUTS`); `fork`: part of the
+    figures drawn in a forked process (`raysweep.report.figures.draw_figures`)."""
     out.mkdir(parents=True, exist_ok=True)
     table = summary_table(sweep)
     files = write_tables(table, out / "summary")
@@ -58,7 +59,7 @@ def write_report(sweep: SweepData, out: Path, band_cut: str = "none") -> Report:
         grouped = grouped_summary(table, sweep.axes, sweep.metric, sweep.goal)
         files += write_tables(grouped, out / "summary_by_config")
         md += ["\n## Mean ± std over seeds\n", markdown_table(grouped, grouped=True)]
-    figures = draw_figures(sweep, table, out, band_cut)
+    figures = draw_figures(sweep, table, out, band_cut, fork)
     if len(figures.tables) > 1:  # a table per study and per factor, as the reports give them
         for heading, rows in figures.tables:
             md += [f"\n## {heading}\n", markdown_table(rows, wide=False)]
@@ -83,6 +84,7 @@ def build_report(
     out: Path | None = None,
     parent_id: str | None = None,
     band_cut: str = "none",
+    fork: bool = False,
 ) -> tuple[SweepData, Report, Path]:
     """Read a sweep from MLflow and write its summary files, figures and report.html to `out`
     (default `./raysweep-report/<experiment>`) with the parent's sweep.yaml and plan.json.
@@ -92,7 +94,7 @@ def build_report(
     if sweep.trials.empty:
         raise UserError(f"sweep run {pid} of {sweep.name!r} has no trials yet")
     out = out or Path("raysweep-report") / safe_name(sweep.name)
-    report = write_report(sweep, out, band_cut)
+    report = write_report(sweep, out, band_cut, fork)
     for name, text in parent_texts(tracking_uri, experiment, pid).items():
         (out / name).write_text(text)
     return sweep, report, out

@@ -10,6 +10,7 @@ figure without data (no history, no per-class file, no lr axis) is not drawn.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 
 from raysweep.report.class_plots import plot_per_class
 from raysweep.report.cost_plots import plot_accuracy_vs_cost
+from raysweep.report.forked import CAN_FORK, Forked
 from raysweep.report.landscape import loss_bands, plot_loss_bands
 from raysweep.report.page import Section
 from raysweep.report.plotkit import PlotInfo
@@ -33,6 +35,8 @@ PLOT_FILES = {
     "loss_landscape": "loss_landscape.png",
 }
 
+
+FORK_WAIT_S = 60.0  # the least a forked overview is waited for before it is drawn here
 
 # Summary columns that are neither swept parameters nor metrics.
 SWEPT_META = ("run_id", "studies")
@@ -144,11 +148,20 @@ def _note(trials: list[str], factors: list[str]) -> str:
 
 
 def draw_figures(
-    sweep: SweepData, table: pd.DataFrame, out: Path, band_cut: str = "none"
+    sweep: SweepData, table: pd.DataFrame, out: Path, band_cut: str = "none", fork: bool = False
 ) -> Figures:
-    """Every figure of the report into `out`, by key and as page sections (overview first)."""
-    overview = draw_overview(sweep, table, out, band_cut)
+    """Every figure of the report into `out`, by key and as page sections (overview first).
+
+    With `fork`, the overview is drawn in a forked process while this one draws the studies
+    (`raysweep.report.forked`; the same files either way)."""
+    forked = Forked(draw_overview, sweep, table, out, band_cut) if fork and CAN_FORK else None
+    started = time.monotonic()
     studies = draw_studies(sweep, table, out)
+    overview = None
+    if forked is not None:  # it has had as long as the studies took, and gets 4x more
+        overview = forked.result(max(FORK_WAIT_S, 4 * (time.monotonic() - started)))
+    if overview is None:
+        overview = draw_overview(sweep, table, out, band_cut)
     note = "The whole sweep: every trial."
     return Figures(
         plots={**overview, **studies.plots},
