@@ -3,14 +3,16 @@
 MLflow saves a PyTorch model in its `pt2` format by running `torch.export` on it. On the driver
 the first export imports `torch._dynamo` (~2 s of CPU) and every export costs more again; a
 trial's process has `torch._dynamo` loaded already (torch.optim imports it on first use). So
-rank 0 exports the model it is about to hand over, once, with its last checkpoint
+an inline trial exports the model it is about to hand over, once, with its last checkpoint
 (`save_program`, into `model.pt2` beside `state.pt`), exactly as MLflow would (same example
 input, the batch dimension left to `Dim.AUTO`); the driver's `mlflow.pytorch.log_model` then
 takes that file instead of exporting again (`premade_program`). Everything else MLflow writes
 (signature, MLmodel, environment files, the logged-model record) is MLflow's own.
 
-A trial that ends without a program (stopped by ASHA, an export that failed, a checkpoint from
-before this file existed) is exported on the driver, as before.
+A trial that ends without a program is exported on the driver, as before: one stopped by ASHA,
+an export that failed, a checkpoint from before this file existed, and a worker group's (its
+processes are new for every trial, so each would pay a first export on the trial's own
+critical path; the driver's overlaps the next trial's start).
 """
 
 from __future__ import annotations

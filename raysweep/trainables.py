@@ -99,7 +99,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     fs, run_dir = filesystem(loop_config["run_dir"])
     checkpoints = checkpoints_newest_first(fs, run_dir)
     resume = _resume_state(*checkpoints, ray.train.get_checkpoint())
-    report = _reporter(ray.train.report, ray.train.Checkpoint, trial_id, config.train.log_model)
+    # No model export here (raysweep.exported): a worker group's processes are new for each
+    # trial, so each would pay the first export's cost on the trial's critical path; the
+    # driver exports it while the next trial's workers start.
+    report = _reporter(ray.train.report, ray.train.Checkpoint, trial_id)
     train_trial(config, env, report, resume=resume)
 
 
