@@ -1,8 +1,8 @@
 """A trial's model as a `torch.export` program, made in the trial's own process.
 
 MLflow saves a PyTorch model in its `pt2` format by running `torch.export` on it. On the driver
-the first export imports `torch._dynamo` (~2 s of CPU) and every export costs more again; a
-trial's process has `torch._dynamo` loaded already (torch.optim imports it on first use). So
+the first export imports `torch._dynamo` (~2 s of CPU) before doing any work; a trial's process
+has `torch._dynamo` loaded already (torch.optim imports it on first use). So
 an inline trial exports the model it is about to hand over, once, with its last checkpoint
 (`save_program`, into `model.pt2` beside `state.pt`), exactly as MLflow would (same example
 input, the batch dimension left to `Dim.AUTO`); the driver's `mlflow.pytorch.log_model` then
@@ -75,11 +75,9 @@ def premade_program(path: Path, shape: tuple[int, ...]) -> Iterator[None]:
     real_export, real_save = torch.export.export, torch.export.save
 
     def export(mod: Any, args: Any, kwargs: Any = None, **options: Any) -> Any:
-        wanted = options.get("dynamic_shapes") == [{0: Dim.AUTO}] and set(options) <= {
-            "dynamic_shapes"
-        }
-        one_input = isinstance(args, tuple) and len(args) == 1 and not kwargs
-        if wanted and one_input and tuple(getattr(args[0], "shape", ())) == shape:
+        as_mlflow_asks = options == {"dynamic_shapes": [{0: Dim.AUTO}]} and not kwargs
+        one_input = isinstance(args, tuple) and len(args) == 1
+        if as_mlflow_asks and one_input and tuple(getattr(args[0], "shape", ())) == shape:
             return _Premade(path)
         return real_export(mod, args, kwargs, **options)
 

@@ -85,22 +85,20 @@ def lean_head(log_monitor: bool) -> Iterator[None]:
     except ImportError:  # pragma: no cover - another Ray starts as it does
         yield
         return
-    saved = {
+    stand_ins: dict[tuple[Any, str], Any] = {
         (services, "start_api_server"): lambda *args, **kwargs: (None, None),
         (Node, "start_monitor"): lambda self: None,
     }
     if not log_monitor:
-        saved[(Node, "start_log_monitor")] = lambda self: None
-    originals = {key: getattr(*key, None) for key in saved}
-    for (owner, name), stand_in in saved.items():
-        if originals[(owner, name)] is not None:
-            setattr(owner, name, stand_in)
+        stand_ins[(Node, "start_log_monitor")] = lambda self: None
+    originals = {key: getattr(*key) for key in stand_ins if hasattr(*key)}
+    for (owner, name), _ in originals.items():
+        setattr(owner, name, stand_ins[(owner, name)])
     try:
         yield
     finally:
         for (owner, name), original in originals.items():
-            if original is not None:
-                setattr(owner, name, original)
+            setattr(owner, name, original)
 
 
 def ray_env(local: bool) -> dict[str, str]:
