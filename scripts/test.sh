@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 .venv/bin/ruff check .
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Two pytest-xdist workers (tests/split.py says how they share the suite); `-n 0` runs serially.
+.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 "$@"

@@ -15,6 +15,8 @@ import yaml
 
 from tests.pg import MISSING, PostgresServer, find_bindir
 
+pytest_plugins = ["tests.split"]  # how pytest-xdist's workers share the suite
+
 ROOT = Path(__file__).resolve().parents[1]
 RAYSWEEP = ROOT / ".venv" / "bin" / "raysweep"
 
