@@ -9,18 +9,25 @@ the seed's own figures and columns, `SEED_FILES` and `SEED_COLUMNS`), and nothin
 terminal but raysweep's own lines (`not_raysweeps`). Prints one JSON line per file and a final JSON
 summary; exits 1 if any file failed.
 
-    .venv/bin/python scripts/smoke.py [SWEEP.yaml ...]   # default: experiments/cpu_smoke/*.yaml
+    .venv/bin/python scripts/smoke.py [--jobs N] [SWEEP.yaml ...]   # default: cpu_smoke/*.yaml
+
+Two files run at a time by default (`--jobs`): a sweep leaves the cores idle while its Ray and
+its trials' processes start, and the other sweep uses them (each has its own local Ray, MLflow
+store and temp directory). What MLflow holds is read one file at a time.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,6 +181,9 @@ def not_raysweeps(output: str) -> list[str]:
     return [line for line in output.splitlines() if line and not own.match(line)]
 
 
+_READING = threading.Lock()  # one file's MLflow store read at a time (one process, one client)
+
+
 def check(spec: Path, work: Path) -> dict:
     """Run one sweep file in `work` and return what was found (`ok` says whether it passed)."""
     uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -191,7 +201,8 @@ def check(spec: Path, work: Path) -> dict:
         "exit_code": proc.returncode,
         "wall_s": round(time.time() - t0, 1),
     }
-    found, problems = inspect(spec, uri)
+    with _READING:
+        found, problems = inspect(spec, uri)
     result.update(found)
     if proc.returncode != 0:
         problems.insert(0, f"exit code {proc.returncode}")
@@ -204,27 +215,29 @@ def check(spec: Path, work: Path) -> dict:
     return result
 
 
+def _check_in_temp_dir(spec: Path) -> dict:
+    with tempfile.TemporaryDirectory(prefix="raysweep-smoke-") as tmp:
+        result = check(spec, Path(tmp))
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def main(argv: list[str]) -> int:
-    """Check every file given (default: experiments/cpu_smoke/*.yaml)."""
+    """Check every file given (default: experiments/cpu_smoke/*.yaml), `--jobs` at a time."""
+    parser = argparse.ArgumentParser(prog="smoke.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="sweeps at a time (default 2)")
+    parser.add_argument("specs", nargs="*", type=Path, help="sweep files")
+    args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reading reports
-    specs = [Path(a).resolve() for a in argv] or sorted(
+    specs = [p.resolve() for p in args.specs] or sorted(
         (ROOT / "experiments/cpu_smoke").glob("*.yaml")
     )
-    results = []
-    for spec in specs:
-        with tempfile.TemporaryDirectory(prefix="raysweep-smoke-") as tmp:
-            result = check(spec, Path(tmp))
-        results.append(result)
-        print(json.dumps(result), flush=True)
+    t0 = time.time()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(_check_in_temp_dir, specs))
     failed = [r["file"] for r in results if not r["ok"]]
     print(
-        json.dumps(
-            {
-                "files": len(results),
-                "failed": failed,
-                "wall_s": round(sum(r["wall_s"] for r in results), 1),
-            }
-        )
+        json.dumps({"files": len(results), "failed": failed, "wall_s": round(time.time() - t0, 1)})
     )
     return 1 if failed else 0
 
