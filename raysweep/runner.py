@@ -206,14 +206,15 @@ def run_sweep(
         signal.signal(signal.SIGINT, previous)
         # Nothing below needs Ray: its processes stop (seconds of waiting on them) while the
         # last trials' models are logged and the report is built.
-        stopping = _stop_ray()
+        tuner = None  # Tune's objects hold Ray's: freed now, while Ray runs (`_stop_ray`)
+        ray_stopped = _stop_ray()
         interrupted = _mark_killed(writer, outcomes)
         writer.wait()  # every trial's data is in MLflow before the report reads it
         for out in outcomes.values():
             if isinstance(out.run_id, Future):
                 out.run_id = out.run_id.result()
         _log_report(writer, tracking_uri, spec, parent_id, console)
-        stopping.join()
+        ray_stopped()
         faults.hold("report")
         _finish_parent(writer, parent_id, spec, outcomes, interrupted)
         errors = writer.flush()
@@ -234,13 +235,28 @@ def end_process(code: Any) -> NoReturn:
     os._exit(code if isinstance(code, int) else int(code is not None))
 
 
-def _stop_ray() -> threading.Thread:
-    """Disconnect from Ray, stopping the local Ray this process started, in the background."""
+def _stop_ray() -> Callable[[], None]:
+    """Disconnect from Ray, stopping the local Ray this process started, in the background;
+    returns the function that waits until that is done.
+
+    While Ray stops, freeing one of its objects (an actor handle, an object ref) on any thread
+    ends the process: its core worker is called after its shutdown began and quick-exits
+    ("The core worker has already been shutdown ... The process will exit"), with trials and
+    the parent run left unrecorded. The cyclic garbage collector frees such objects on
+    whichever thread it runs (the garbage of Tune's finished controller holds them), so the
+    garbage is collected here, while Ray runs, and the collector stays off until Ray stopped."""
     import ray
 
+    gc.collect()
+    gc.disable()
     thread = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
     thread.start()
-    return thread
+
+    def stopped() -> None:
+        thread.join()
+        gc.enable()
+
+    return stopped
 
 
 def _warm_up() -> None:

@@ -96,3 +96,51 @@ def test_an_inline_sweeps_local_ray_starts_only_what_it_uses(tmp_path: Path, mod
     expected = {"gcs_server", "raylet"} | ({"log_monitor"} if mode == "debug" else set())
     assert set(seen["processes"]) == expected
     assert seen["answer"] == 42 and seen["restored"]
+
+
+STOPPING_RAY = """
+import gc, json, weakref, ray
+from raysweep import runner
+from raysweep.ray_session import LocalRay, init_ray
+gc.disable()  # as during a sweep's set-up: garbage waits for the collector
+init_ray(None, False, LocalRay(dashboard=False, prestart_workers=False))
+
+class Holder:  # garbage in a cycle holding a Ray object, as Tune's finished controller leaves
+    pass
+
+holder = Holder()
+holder.ref, holder.me = ray.put(1), holder
+freed = []
+weakref.finalize(holder, freed.append, True)
+del holder
+seen = {}
+shutdown = ray.shutdown
+
+def watched_shutdown():
+    seen.update(freed_before=bool(freed), collector_on=gc.isenabled())
+    shutdown()
+
+ray.shutdown = watched_shutdown
+runner._stop_ray()()
+seen["collector_on_after"] = gc.isenabled()
+seen["ray_stopped"] = not ray.is_initialized()
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.slow
+def test_ray_stops_with_no_ray_object_left_for_the_collector(tmp_path: Path) -> None:
+    """`runner._stop_ray` stops Ray on a thread of its own: garbage holding a Ray object is
+    freed before (freed during the shutdown, on any thread, it would end the process) and the
+    collector is off until Ray has stopped."""
+    proc = subprocess.run(
+        [sys.executable, "-c", STOPPING_RAY], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "freed_before": True,
+        "collector_on": False,
+        "collector_on_after": True,
+        "ray_stopped": True,
+    }
