@@ -16,13 +16,15 @@ from __future__ import annotations
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-# The modules whose tests use the shared `cli_sweep` (a worker that meets one runs the sweep).
+# The shared sweep's fixture, and the group of the modules whose tests use it (a worker that
+# meets one runs the sweep).
 SHARED_SWEEP = "cli_sweep"
 SHARED_SWEEP_MODULES = frozenset(
     {"test_browser.py", "test_compare_e2e.py", "test_e2e.py", "test_e2e_quiet_and_report.py"}
 )
-# Seconds each heavy group took on the 2-core reference machine (`--durations`, one worker).
-# A group not named here is light (seconds) and goes after these, in collection order.
+# Seconds each heavy group took on the 2-core reference machine (`--durations`, one worker):
+# they go out in that order, longest first. A group not named here is light (seconds) and goes
+# after these, in collection order.
 GROUP_SECONDS = {
     "test_multinode.py": 240,
     "test_e2e_recovery.py": 145,
@@ -64,11 +66,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not hasattr(config, "workerinput"):
         return
     for item in items:
-        shares = "cli_sweep" in getattr(item, "fixturenames", ())
+        shares = SHARED_SWEEP in getattr(item, "fixturenames", ())
         if shares and group_of(item.nodeid) != SHARED_SWEEP:
             raise pytest.UsageError(
                 f"{item.nodeid} uses cli_sweep: add its module to SHARED_SWEEP_MODULES in "
                 "tests/split.py"
             )
-    order = {group: i for i, group in enumerate(GROUP_SECONDS)}
+    longest_first = sorted(GROUP_SECONDS, key=GROUP_SECONDS.__getitem__, reverse=True)
+    order = {group: i for i, group in enumerate(longest_first)}
     items.sort(key=lambda item: order.get(group_of(item.nodeid), len(order)))
