@@ -27,7 +27,7 @@ SHARED_SWEEP_MODULES = frozenset(
 # after these, in collection order.
 GROUP_SECONDS = {
     "test_multinode.py": 240,
-    "test_e2e_recovery.py": 145,
+    "test_e2e_recovery.py": 170,
     SHARED_SWEEP: 140,
     "test_e2e_tracking_outage.py": 75,
     "test_e2e_studies.py": 45,

@@ -10,6 +10,8 @@ one FINISHED parent, nothing RUNNING.
   back printed), then the driver killed (SIGKILL of its whole session, local Ray included) at
   each driver-side and trial-side point in turn, `--resume` after each: one sweep goes
   through all of them.
+- Tune's saved state naming a checkpoint that is gone (its `num_to_keep` deleted it before it
+  saved again), then `--resume`: the trial goes on from the newest checkpoint on disk.
 - The process that trains a trial (inline) or drives its worker group (TorchTrainer) killed:
   Tune restarts the trial from its newest checkpoint within its own `train.max_failures`; a
   trial allowed no failure fails at once and the sweep goes on.
@@ -167,6 +169,43 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
     assert "t000 resumed   from its epoch-1 checkpoint" in third, third
     fourth = (tmp_path / "3.log").read_text()
     assert "t000 resumed   from its epoch-2 checkpoint" in fourth, fourth
+
+
+def test_resumed_where_tunes_saved_state_names_a_checkpoint_that_is_gone(
+    write_sweep, tmp_path: Path
+) -> None:
+    """Tune deletes the checkpoint that falls out of num_to_keep before it saves the state that
+    stops naming it; a driver killed in between left a state naming a checkpoint gone, and
+    `--resume` failed the trial (raysweep.restored_checkpoints). Here Tune saves its state at
+    every step (TUNE_GLOBAL_CHECKPOINT_S=0), so killed mid-epoch 2 it names epoch 1's checkpoint,
+    which the test then moves under a name Tune does not know."""
+    spec = write_sweep(
+        {
+            "name": "stale-record",
+            "model": {"name": "lenet"},
+            "train": {"epochs": EPOCHS, "batch_size": 64, "optimizer": {"name": "adam"}},
+            "sweep": {"axes": {}},
+        }
+    )
+    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
+    holds, point = Holds(tmp_path / "holds"), "mid_epoch:t000:2"
+    log = tmp_path / "first.log"
+    proc = start_cli(run, tmp_path, log, env={**holds.env(point), "TUNE_GLOBAL_CHECKPOINT_S": "0"})
+    holds.wait(point, proc, log)
+    kill_session(proc)
+    (trial_dir,) = (tmp_path / "ray").glob("stale-record-*/t000")
+    (checkpoint,) = trial_dir.glob("checkpoint_*")
+    checkpoint.rename(trial_dir / "checkpoint_000090")
+
+    text = _finish([*run, "--resume"], tmp_path, tmp_path / "resume.log")
+    assert "t000 resumed   from its epoch-1 checkpoint" in text, text
+    assert "t000: Tune's saved state names a checkpoint that is gone; it goes on from " in (
+        _library_log(text).read_text()
+    )
+    # Epochs 2 and 3 checkpointed after it: Tune deleted beyond num_to_keep, the gone one
+    # no longer in its list (else: FileNotFoundError on the driver).
+    assert not (trial_dir / "checkpoint_000090").exists()
+    _check_complete(f"sqlite:///{tmp_path / 'mlflow.db'}", "stale-record", ["t000"])
 
 
 @pytest.mark.parametrize("executor", ["inline", "torch_trainer"])
