@@ -8,11 +8,13 @@ the process that unpickles it (`current_recorder`), so a resumed sweep gets the 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune.progress_reporter import TrialProgressCallback
 
 from raysweep import faults
 from raysweep.plan import Trial
@@ -20,6 +22,7 @@ from raysweep.progress import Console
 from raysweep.records import (
     FINAL_KEYS,
     PARAM_NUM_PARAMS,
+    TAG_ERROR,
     TAG_OVERRIDES,
     TAG_STATUS,
     TAG_TRIAL,
@@ -27,7 +30,9 @@ from raysweep.records import (
     TrialStatus,
 )
 from raysweep.tracking import MlflowWriter
+from raysweep.trial_errors import error_reason
 
+log = logging.getLogger(__name__)
 _CURRENT: list[SweepRecorder] = []
 
 
@@ -248,6 +253,22 @@ class SweepRecorder(tune.Callback):
             self.writer.submit(self.writer.log_text, out.run_id, out.error, "error.txt")
         self._close(out)
 
+    def _failed(self, out: TrialOutcome) -> str:
+        """The failed trial's error in a few words (its run's tag), also left in its Tune
+        directory: a resumed Tune whose saved state is older than the failure starts the trial
+        again, and the trial then ends at once instead of training for nothing
+        (`trainables.ended_before`)."""
+        from raysweep.trainables import mark_failed
+
+        reason = error_reason(out.error or "")[:500] or "failed"
+        try:
+            mark_failed(self.experiment_path, out.trial.trial_id, reason)
+        except OSError as exc:  # best effort: without it the trial only trains again
+            log.warning(
+                "%s: could not mark it failed in its directory: %s", out.trial.trial_id, exc
+            )
+        return reason
+
     def _close(self, out: TrialOutcome) -> None:
         out.ended = time.time()
         m = out.metrics
@@ -255,6 +276,8 @@ class SweepRecorder(tune.Callback):
             self.writer.submit(faults.hold, "trial_ended", out.trial.trial_id)
             final = {k: m[k] for k in FINAL_KEYS if k in m}
             tags = {"raysweep.epochs_run": m.get("epoch", 0)}
+            if out.status == TrialStatus.FAILED:
+                tags[TAG_ERROR] = self._failed(out)
             self.writer.submit(self.writer.log_final, out.run_id, final, tags)
             if out.checkpoint_path:
                 self.writer.submit(
@@ -268,6 +291,23 @@ class SweepRecorder(tune.Callback):
             self.writer.submit(self.writer.log_final, out.run_id, {}, {TAG_STATUS: out.status})
             self.writer.submit(self.writer.end, out.run_id, out.status.mlflow_status)
         self.console.trial_done(out, self.outcomes)
+
+
+class TuneProgressOff(TrialProgressCallback):
+    """Tune's own per-trial progress printer, silenced: the recorder's console says it all.
+
+    Given one, Tune adds none of its own; its own prints "Trial t003 completed. Last result: "
+    whatever the verbosity for a trial that reported nothing (one that ended in an earlier
+    run: `trainables.ended_before`)."""
+
+    def on_trial_result(self, *args: Any, **info: Any) -> None:
+        pass
+
+    def on_trial_error(self, *args: Any, **info: Any) -> None:
+        pass
+
+    def on_trial_complete(self, *args: Any, **info: Any) -> None:
+        pass
 
 
 def _ended_status(m: dict[str, Any]) -> TrialStatus:

@@ -101,6 +101,7 @@ TAG_STATUS = "raysweep.status"
 # order (absent: every study). `--resume` continues the newest parent of the same selection.
 TAG_SELECTED_STUDIES = "raysweep.selected_studies"
 TAG_OVERRIDES = "raysweep.overrides"  # JSON: what the sweep set for the trial
+TAG_ERROR = "raysweep.error"  # on a failed trial's run: its error in a few words
 
 
 @dataclass

@@ -15,6 +15,7 @@ from raysweep.config import SweepSpec
 from raysweep.errors import UserError
 from raysweep.plan import Trial
 from raysweep.records import (
+    TAG_ERROR,
     TAG_OVERRIDES,
     TAG_SELECTED_STUDIES,
     TAG_STATUS,
@@ -151,6 +152,7 @@ def _restore_child(writer: MlflowWriter, child: Any, out: TrialOutcome) -> None:
     status = child.data.tags.get(TAG_STATUS, "")
     if status in {s.value for s in TrialStatus} and TrialStatus(status).ended:
         out.status, out.recorded = TrialStatus(status), True
+        out.error = child.data.tags.get(TAG_ERROR)  # a failed trial's, in a few words
         if child.info.status == "RUNNING":  # the driver died between the tag and the end
             writer.submit(writer.end, out.run_id, out.status.mlflow_status)
         out.metrics = {**child.data.metrics, "epoch": out.last_epoch, "is_last_epoch": 1}

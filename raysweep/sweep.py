@@ -99,6 +99,7 @@ def build_tuner(
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from raysweep.placement import PlacementGuard
+    from raysweep.recorder import TuneProgressOff
     from raysweep.restored_checkpoints import RestoredCheckpoints
 
     sched = spec.sweep.scheduler
@@ -144,7 +145,8 @@ def build_tuner(
             storage_path=storage,
             # Tune's own record of each result (result.json), the only one of its default
             # loggers kept (ray_session.RAY_ENV). RestoredCheckpoints: for `--resume`.
-            callbacks=[*callbacks, JsonLoggerCallback(), RestoredCheckpoints()],
+            # TuneProgressOff: the console is raysweep's (Tune's own printer is silenced).
+            callbacks=[*callbacks, JsonLoggerCallback(), RestoredCheckpoints(), TuneProgressOff()],
             verbose=0,
             # Tune restarts a trial whose process died or raised (from its newest checkpoint):
             # an inline trial, or the actor driving a worker group (whose workers Ray Train

@@ -107,6 +107,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
 
 
 DONE_FILE = "raysweep-done.json"  # in a trial's Tune directory: its training ended, its last result
+FAILED_FILE = "raysweep-failed.json"  # in a trial's Tune directory: the driver recorded it failed
+ENDED_FILES = (DONE_FILE, FAILED_FILE)
 
 
 def _trial_dir(storage: str, experiment: str, trial_id: str) -> tuple[Any, str]:
@@ -131,7 +133,7 @@ def _claim_trial_dir(fs: Any, trial_dir: str, trial: dict[str, Any], experiment:
                 return
         selector = pyarrow.fs.FileSelector(trial_dir, allow_not_found=True)
         for entry in fs.get_file_info(selector):
-            if entry.base_name.startswith("checkpoint_") or entry.base_name == DONE_FILE:
+            if entry.base_name.startswith("checkpoint_") or entry.base_name in ENDED_FILES:
                 if entry.type == pyarrow.fs.FileType.Directory:
                     fs.delete_dir(entry.path)
                 else:
@@ -144,17 +146,20 @@ def _claim_trial_dir(fs: Any, trial_dir: str, trial: dict[str, Any], experiment:
         fh.write(json.dumps({"fingerprint": trial["fingerprint"]}).encode())
 
 
-def _replay_if_done(fs: Any, trial_dir: str) -> bool:
-    """True (after reporting its last result again) if the trial's training already ended.
+def ended_before(fs: Any, trial_dir: str) -> bool:
+    """True if the trial already ended, in an earlier run: it is not trained again.
 
     Tune's record that a trial ended is saved every ~10 s, and the driver records a trial in
     MLflow after its end: a driver crash in between, then `--resume`, starts the trial again.
-    Its last result (with its checkpoint's path) is reported instead of training again, so the
-    driver can finish recording it (or ignore it, if MLflow has it all).
+    A trial whose training ended reports its last result (with its checkpoint's path) instead
+    of training again, so the driver can finish recording it (or ignore it, if MLflow has it
+    all); one the driver recorded as failed (`mark_failed`) ends at once, reporting nothing.
     """
     import pyarrow.fs
     from ray import tune
 
+    if fs.get_file_info(f"{trial_dir}/{FAILED_FILE}").type == pyarrow.fs.FileType.File:
+        return True
     done = f"{trial_dir}/{DONE_FILE}"
     if fs.get_file_info(done).type != pyarrow.fs.FileType.File:
         return False
@@ -173,6 +178,17 @@ def _mark_done(fs: Any, trial_dir: str, metrics: dict[str, Any], checkpoint: str
     with fs.open_output_stream(draft) as fh:
         fh.write(json.dumps(record, default=str).encode())
     fs.move(draft, f"{trial_dir}/{DONE_FILE}")
+
+
+def mark_failed(experiment_path: str, trial_id: str, reason: str) -> None:
+    """Leave in the trial's Tune directory that the driver recorded it failed (`ended_before`).
+
+    `experiment_path` is `<storage>/<experiment dir>` (a local path or a URI)."""
+    fs, root = filesystem(experiment_path)
+    trial_dir = f"{root.rstrip('/')}/{trial_id}"
+    fs.create_dir(trial_dir, recursive=True)
+    with fs.open_output_stream(f"{trial_dir}/{FAILED_FILE}") as fh:
+        fh.write(json.dumps({"error": reason}).encode())
 
 
 def read_done(experiment_path: str, trial_id: str) -> dict[str, Any] | None:
@@ -290,7 +306,7 @@ def train_inline(trial: dict[str, Any], run: RunSettings, req: TrialResources) -
     trial_id = trial["trial_id"]
     fs, trial_dir = _trial_dir(run["storage"], experiment, trial_id)
     _claim_trial_dir(fs, trial_dir, trial, experiment)
-    if _replay_if_done(fs, trial_dir):
+    if ended_before(fs, trial_dir):
         return
     torch.set_num_threads(torch_threads(req))
     config = TrialConfig.model_validate(trial["config"])
@@ -350,7 +366,7 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
     experiment = tune.get_context().get_experiment_name()
     fs, trial_dir = _trial_dir(run["storage"], experiment, trial["trial_id"])
     _claim_trial_dir(fs, trial_dir, trial, experiment)
-    if _replay_if_done(fs, trial_dir):
+    if ended_before(fs, trial_dir):
         return
     timeout = run.get("placement_timeout_s")  # how long its workers may wait to be placed
     reports = report_queue()

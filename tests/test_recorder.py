@@ -23,13 +23,15 @@ from raysweep.records import (
     FINAL_KEYS,
     LOGGED_PER_EPOCH,
     PARAM_NUM_PARAMS,
+    TAG_ERROR,
     TAG_STATUS,
     TAG_TRIAL,
     TrialOutcome,
     TrialStatus,
 )
+from raysweep.storage import filesystem
 from raysweep.tracking import trial_params
-from raysweep.trainables import _mark_done, _trial_dir
+from raysweep.trainables import _mark_done, _trial_dir, ended_before
 from tests.fakes import (
     EXPERIMENT_DIR,
     NUM_PARAMS,
@@ -347,6 +349,13 @@ def test_error_ends_the_run_failed_with_its_error_txt(sweep: Sweep, tmp_path: Pa
     assert sweep.store.calls[-2][1][1:] == ({}, {TAG_STATUS: "failed"})
     assert sweep.store.calls[-1][1][1:] == ("FAILED",)
     assert sweep.lines()[-2:] == ["t002 FAILED    ValueError: boom", "1/4 done, 0 running"]
+    # The error in a few words on the run (what `--resume` says of it), and the failure left
+    # in the trial's directory, so a resumed Tune that starts it again does not train it.
+    assert run.data.tags[TAG_ERROR] == "ValueError: boom"
+    fs, trial_dir = filesystem(f"{sweep.store.experiment_path}/t002")
+    assert ended_before(fs, trial_dir)
+    fs, other = filesystem(f"{sweep.store.experiment_path}/t001")
+    assert not ended_before(fs, other)
 
 
 def test_error_without_an_error_file_takes_rays_message(sweep: Sweep) -> None:

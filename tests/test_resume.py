@@ -15,7 +15,14 @@ import pytest
 from raysweep.errors import UserError
 from raysweep.plan import Trial
 from raysweep.recorder import SweepRecorder
-from raysweep.records import FINAL_KEYS, TAG_STATUS, TAG_TRIAL, TrialOutcome, TrialStatus
+from raysweep.records import (
+    FINAL_KEYS,
+    TAG_ERROR,
+    TAG_STATUS,
+    TAG_TRIAL,
+    TrialOutcome,
+    TrialStatus,
+)
 from raysweep.resume import Previous, find_previous, restore_outcomes
 from tests.fakes import (
     NAME,
@@ -118,7 +125,7 @@ def test_restore_outcomes_from_the_earlier_runs(store: Store, trials: list[Trial
     t0, t1, t2, t3 = trials
     finished = earlier_run(store, parent_id, t0, [0.5, 0.6, 0.7], "finished", "FINISHED")
     # Killed between the status tag and the run's end: tagged failed, still RUNNING.
-    half_ended = earlier_run(store, parent_id, t1, [0.3], "failed")
+    half_ended = earlier_run(store, parent_id, t1, [0.3], "failed", **{TAG_ERROR: "OOM"})
     killed = earlier_run(store, parent_id, t2, [0.4, 0.45], "killed", "KILLED")
     running = earlier_run(store, parent_id, t3, [0.2])  # the driver died while it ran
     # A child of another sweep run of the same experiment (one whose plan differed): not ours.
@@ -148,6 +155,8 @@ def test_restore_outcomes_from_the_earlier_runs(store: Store, trials: list[Trial
     assert outcomes["t000"].started == run0.info.start_time / 1000
     assert outcomes["t000"].ended == run0.info.end_time / 1000
     assert outcomes["t002"].metrics == {} and outcomes["t003"].metrics == {}
+    # A failed trial's error, in the words its run keeps (what the summary says of it).
+    assert outcomes["t001"].error == "OOM" and outcomes["t000"].error is None
     assert outcomes["t002"].started is None and outcomes["t002"].ended is None
     # The half-ended run is ended by the writer, as its tag says.
     assert store.writer.wait(grace_s=0)
