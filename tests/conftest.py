@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -173,3 +174,17 @@ def no_runs_left_behind():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=120)
+
+
+def library_log(console: str) -> Path:
+    """The log file of other libraries' messages, as the run's header names it."""
+    found = re.search(r"^raysweep: other libraries' messages \(.*?\): (\S+)$", console, re.M)
+    assert found, console
+    return Path(found[1])
+
+
+def only_raysweeps_lines(console: str) -> None:
+    """Every line on the terminal is raysweep's: its own `raysweep:` lines, its event lines
+    (`[m:ss] ...`) and its end-of-run table (a header, a row per trial)."""
+    for line in console.splitlines():
+        assert not line or line.startswith(("raysweep: ", "[", "trial_id ", "t0")), line

@@ -27,10 +27,10 @@ SHARED_SWEEP_MODULES = frozenset(
 # after these, in collection order.
 GROUP_SECONDS = {
     "test_multinode.py": 240,
-    "test_e2e_recovery.py": 170,
-    SHARED_SWEEP: 140,
+    "test_e2e_executors.py": 150,
+    "test_e2e_recovery.py": 110,
+    SHARED_SWEEP: 90,
     "test_e2e_tracking_outage.py": 75,
-    "test_e2e_studies.py": 45,
     "test_benchmarks.py": 30,
     "test_tracking_outage.py": 30,
     "test_e2e_search.py": 30,

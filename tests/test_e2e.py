@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from raysweep.records import EPOCH_METRICS as METRICS
-from tests.conftest import start_cli
-from tests.holds import Holds, kill_session
 
 pytestmark = pytest.mark.slow
 
@@ -170,66 +168,3 @@ def test_logged_model_predicts_with_logged_accuracy(cli_sweep: dict) -> None:
         pred = torch.cat([model(x[i : i + 100]) for i in range(0, len(x), 100)]).argmax(1)
     acc = (pred == data.y_test).float().mean().item()
     assert acc == pytest.approx(run.data.metrics["test_acc"], abs=1e-6)
-
-
-def test_two_ddp_workers_train_and_agree_with_one(write_sweep, tmp_path: Path) -> None:
-    """workers_per_trial: 2 (gloo DDP on CPU, a TorchTrainer job) trains the same config as well
-    as 1 worker, and survives its driver being killed: `--resume` finds the TorchTrainer run
-    again by name and goes on from its checkpoint.
-
-    The 1-worker reference is the same trial config through `train_trial` in this process (what
-    a 1-worker trial executes, with the same seed), which saves a second Ray session."""
-    import torch
-
-    from raysweep.config import load_spec
-    from raysweep.plan import expand
-    from raysweep.train import WorkerEnv, train_trial
-
-    epochs = 6
-    spec = write_sweep(
-        {
-            "name": "e2e-ddp",
-            "model": {"name": "lenet"},
-            "train": {
-                "epochs": epochs,
-                "batch_size": 64,
-                "optimizer": {"name": "adam", "lr": 3.0e-3},
-            },
-            "sweep": {"axes": {}},
-            "resources": {"workers_per_trial": 2, "cpus_per_worker": 1},
-        }
-    )
-    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
-    log1 = tmp_path / "1.log"
-    holds, point = Holds(tmp_path / "holds"), "after_checkpoint:t000:2"
-    proc = start_cli(run, tmp_path, log1, env=holds.env(point))
-    holds.wait(point, proc, log1)  # rank 0 handed Ray its epoch-2 checkpoint
-    kill_session(proc)
-    first = log1.read_text()
-    assert "1 trial, 2 workers x (1 CPU) each (torch_trainer)" in first, first
-    log2 = tmp_path / "2.log"
-    proc = start_cli([*run, "--resume"], tmp_path, log2)
-    assert proc.wait(timeout=900) == 0, log2.read_text()
-    second = log2.read_text()
-    assert "t000 resumed   from its epoch-" in second, second
-    assert f"t000 epoch {epochs}/{epochs}" in second and "t000 finished" in second, second
-
-    client = _client(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("e2e-ddp")
-    (child,) = client.search_runs([exp.experiment_id], "tags.`raysweep.trial_id` = 't000'")
-    assert child.info.status == "FINISHED"
-    assert child.data.params["train.batch_size"] == "64"  # the global batch, split over ranks
-    steps = [m.step for m in client.get_metric_history(child.info.run_id, "test_acc")]
-    assert sorted(steps) == list(range(1, epochs + 1)), steps
-    two = child.data.metrics
-
-    sweep, _ = load_spec(spec, ())
-    (trial,) = expand(sweep, str(spec))
-    torch.set_num_threads(1)
-    reports: list[dict] = []
-    train_trial(trial.config, WorkerEnv(), lambda metrics, state: reports.append(metrics))
-    one = reports[-1]
-
-    assert two["best_test_acc"] >= 0.85
-    assert abs(two["best_test_acc"] - one["best_test_acc"]) < 0.06
-    assert two["images_per_s"] > 0

@@ -12,21 +12,19 @@ one FINISHED parent, nothing RUNNING.
   through all of them.
 - Tune's saved state naming a checkpoint that is gone (its `num_to_keep` deleted it before it
   saved again), then `--resume`: the trial goes on from the newest checkpoint on disk.
-- The process that trains a trial (inline) or drives its worker group (TorchTrainer) killed:
-  Tune restarts the trial from its newest checkpoint within its own `train.max_failures`; a
-  trial allowed no failure fails at once and the sweep goes on.
+
+A killed trial process (either executor) and a killed DDP trial's driver:
+tests/test_e2e_executors.py.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import start_cli
+from tests.conftest import library_log, start_cli
 from tests.holds import Holds, kill_session
 
 pytestmark = pytest.mark.slow
@@ -110,20 +108,6 @@ def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
     return by_trial
 
 
-def _library_log(console: str) -> Path:
-    """The log file of other libraries' messages, as the run's header names it."""
-    found = re.search(r"^raysweep: other libraries' messages \(.*?\): (\S+)$", console, re.M)
-    assert found, console
-    return Path(found[1])
-
-
-def _only_raysweeps_lines(console: str) -> None:
-    """Every line on the terminal is raysweep's: its own `raysweep:` lines, its event lines
-    (`[m:ss] ...`) and its end-of-run table (a header, a row per trial)."""
-    for line in console.splitlines():
-        assert not line or line.startswith(("raysweep: ", "[", "trial_id ", "t0")), line
-
-
 def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) -> None:
     """One sweep (t000 then t001), stopped at each point in turn and resumed each time: first
     Ctrl-C while t000 trains, then SIGKILL of the driver's whole session at every point."""
@@ -200,78 +184,9 @@ def test_resumed_where_tunes_saved_state_names_a_checkpoint_that_is_gone(
     text = _finish([*run, "--resume"], tmp_path, tmp_path / "resume.log")
     assert "t000 resumed   from its epoch-1 checkpoint" in text, text
     assert "t000: Tune's saved state names a checkpoint that is gone; it goes on from " in (
-        _library_log(text).read_text()
+        library_log(text).read_text()
     )
     # Epochs 2 and 3 checkpointed after it: Tune deleted beyond num_to_keep, the gone one
     # no longer in its list (else: FileNotFoundError on the driver).
     assert not (trial_dir / "checkpoint_000090").exists()
     _check_complete(f"sqlite:///{tmp_path / 'mlflow.db'}", "stale-record", ["t000"])
-
-
-@pytest.mark.parametrize("executor", ["inline", "torch_trainer"])
-def test_killed_trial_process_is_retried_within_its_own_max_failures(
-    write_sweep, tmp_path: Path, executor: str
-) -> None:
-    """t000 (max_failures 2): the process driving it killed after its epoch-1 checkpoint is
-    restarted and goes on from epoch 2. t001 (max_failures 0, set per trial): the same kill
-    fails it at once, recorded FAILED; the sweep ends (exit 1: a trial failed)."""
-    from mlflow.tracking import MlflowClient
-
-    name = f"kill-trial-{executor.replace('_', '-')}"
-    spec = write_sweep(
-        {
-            "name": name,
-            "model": {"name": "lenet"},
-            "train": {"epochs": EPOCHS, "batch_size": 64, "optimizer": {"name": "adam"}},
-            "sweep": {
-                "studies": [
-                    {"name": "retried", "set": {"train.max_failures": 2}},
-                    {"name": "no-retry", "set": {"train.max_failures": 0}},
-                ]
-            },
-            "resources": {
-                "workers_per_trial": 1,
-                "cpus_per_worker": 1,
-                "max_concurrent": 1,
-                "executor": executor,
-            },
-        }
-    )
-    holds = Holds(tmp_path / "holds")
-    log = tmp_path / "run.log"
-    points = ("after_checkpoint:t000:1", "after_checkpoint:t001:1")
-    args = ["run", str(spec), "--storage", str(tmp_path / "ray")]
-    env = {**holds.env(*points), "RAYSWEEP_LOG_DIR": str(tmp_path / "logs")}
-    proc = start_cli(args, tmp_path, log, env=env)
-    for point in points:
-        trial = point.split(":")[1]
-        holds.wait(point, proc, log)
-        os.kill(holds.pid("trial", trial), signal.SIGKILL)
-    assert proc.wait(timeout=900) == 1, log.read_text()
-    text = log.read_text()
-    # Each loss is one raysweep line: which trial, what happened, what happens next. Ray's
-    # "A worker died ..." paragraph is in the run's log file, not on the terminal.
-    lost = "its process died (Ray: worker exit SYSTEM_ERROR)"
-    retries = [line for line in text.splitlines() if "t000 retrying" in line]
-    assert len(retries) == 1, text
-    assert retries[0].endswith(f"] t000 retrying  failure 1 of 2 allowed: {lost}"), text
-    assert "t000 resumed   from its epoch-1 checkpoint" in text, text
-    assert "t001 retrying" not in text, text
-    assert f"t001 FAILED    {lost}; no retry left (train.max_failures 0)" in text, text
-    assert "A worker died" not in text and "(raylet)" not in text, text
-    assert "worker died or was killed" in _library_log(text).read_text()
-    _only_raysweeps_lines(text)
-
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = client.get_experiment_by_name(name)
-    children = {
-        r.data.tags["raysweep.trial_id"]: r
-        for r in client.search_runs([exp.experiment_id])
-        if "mlflow.parentRunId" in r.data.tags
-    }
-    assert sorted(children) == ["t000", "t001"]
-    retried, failed = children["t000"], children["t001"]
-    assert retried.info.status == "FINISHED" and retried.data.tags["raysweep.status"] == "finished"
-    steps = [m.step for m in client.get_metric_history(retried.info.run_id, "test_acc")]
-    assert sorted(steps) == list(range(1, EPOCHS + 1)), steps
-    assert failed.info.status == "FAILED" and failed.data.tags["raysweep.status"] == "failed"
