@@ -30,7 +30,7 @@ GROUP_SECONDS = {
     "test_e2e_executors.py": 150,
     "test_e2e_recovery.py": 110,
     SHARED_SWEEP: 90,
-    "test_e2e_tracking_outage.py": 75,
+    "test_e2e_tracking_outage.py": 60,
     "test_benchmarks.py": 30,
     "test_tracking_outage.py": 30,
     "test_e2e_search.py": 30,

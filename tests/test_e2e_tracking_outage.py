@@ -1,13 +1,15 @@
-"""A sweep whose MLflow tracking server (a local `mlflow server` on loopback) goes away.
+"""A sweep whose MLflow tracking server (a local `mlflow server` on loopback) goes away twice,
+in one sweep of two trials, one after the other:
 
 - It stops at t000's epoch 2 and starts again after its epoch 4: training goes on meanwhile,
-  the driver says once that MLflow is unreachable and once that it is back, and when the sweep
-  exits 0 every trial has exactly one FINISHED run with each epoch once and a loadable model,
-  under one FINISHED parent.
-- It never comes back: the sweep ends soon after its last trial (a short grace period) with
-  one clear error; once the server is back, `--resume` records what was lost, as it says.
+  the driver says that MLflow is unreachable and that it is back, and t000 ends with exactly
+  one FINISHED run, each epoch once and a loadable model.
+- It stops again at t001's epoch 2 and never comes back: the sweep ends soon after its last
+  trial (a short grace period) with one clear error; once the server is back, `--resume`
+  records what was lost, as it says: every trial one FINISHED run under one FINISHED parent.
 
-The sweep is held at fault points (raysweep/faults.py) while the server is stopped and started:
+The sweep is held at fault points (raysweep/faults.py) while the server is stopped and started,
+and the second stop waits for t000's record to be complete (read back from the server):
 nothing here waits for a length of time."""
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import start_cli
-from tests.holds import Holds, kill_session
+from tests.holds import WAIT_S, Holds, kill_session
 from tests.test_tracking_outage import TrackingServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -27,8 +29,9 @@ EPOCHS = 4
 NAME = "tracking-outage"
 
 
-def _check_complete(uri: str, trials: list[str]) -> None:
-    """One FINISHED parent; per trial one FINISHED run, epochs 1..EPOCHS once, one model."""
+def _check_complete(uri: str, trials: list[str], parent: str = "FINISHED") -> None:
+    """One parent (`parent`: its MLflow status); per trial of `trials` one FINISHED run,
+    epochs 1..EPOCHS once, one model."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -37,8 +40,10 @@ def _check_complete(uri: str, trials: list[str]) -> None:
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert [r.info.status for r in parents] == ["FINISHED"], [r.info for r in parents]
-    assert parents[0].data.tags["raysweep.status"] == "done"
+    assert [r.info.status for r in parents] == [parent], [r.info for r in parents]
+    if parent == "FINISHED":
+        assert parents[0].data.tags["raysweep.status"] == "done"
+    children = [r for r in children if r.data.tags["raysweep.trial_id"] in trials]
     assert sorted(r.data.tags["raysweep.trial_id"] for r in children) == trials
     mlflow.set_tracking_uri(uri)
     for child in children:
@@ -63,7 +68,7 @@ def _spec(write_sweep) -> Path:
             "model": {"name": "lenet"},
             "train": {"epochs": EPOCHS, "batch_size": 64, "optimizer": {"name": "adam"}},
             "sweep": {"axes": {"train.seed": [0, 1]}},
-            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
+            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "max_concurrent": 1},
         }
     )
 
@@ -75,14 +80,35 @@ def _server(tmp_path: Path) -> TrackingServer:
     return server
 
 
-def test_sweep_rides_out_a_tracking_server_outage(write_sweep, tmp_path: Path) -> None:
+def _recorded(uri: str, trial_id: str, proc, log: Path) -> None:
+    """Wait until the trial's MLflow run is ended (its status tag is written last but one)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        exp = client.get_experiment_by_name(NAME)
+        runs = client.search_runs([exp.experiment_id], f"tags.`raysweep.trial_id` = '{trial_id}'")
+        if runs and runs[0].info.status == "FINISHED":
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{trial_id} was never recorded:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def test_sweep_rides_out_an_outage_then_ends_soon_when_one_never_ends_and_resume_records_it(
+    write_sweep, tmp_path: Path
+) -> None:
     spec = _spec(write_sweep)
     server = _server(tmp_path)
     holds = Holds(tmp_path / "holds")
     down, back = "after_checkpoint:t000:2", "after_checkpoint:t000:4"
+    down_for_good = "after_checkpoint:t001:2"
     log = tmp_path / "run.log"
     args = ["run", str(spec), "--storage", str(tmp_path / "ray"), "--tracking-uri", server.uri]
-    proc = start_cli(args, tmp_path, log, env=holds.env(down, back))
+    env = {**holds.env(down, back, down_for_good), "RAYSWEEP_TRACKING_GRACE_S": "10"}
+    proc = start_cli(args, tmp_path, log, env=env)
+    procs = [proc]
     try:
         holds.wait(down, proc, log)
         server.stop()
@@ -90,54 +116,31 @@ def test_sweep_rides_out_a_tracking_server_outage(write_sweep, tmp_path: Path) -
         holds.wait(back, proc, log)  # t000 trained epochs 3 and 4 while MLflow was down
         server.start()
         holds.release(back)
-        code = proc.wait(timeout=900)
-        text = log.read_text()
-        assert code == 0, text
-        assert "Traceback" not in text, text
-        _check_complete(server.uri, ["t000", "t001"])
-        # The driver prints the writer's two notices (runner.py passes them to the console).
-        assert text.count(f"MLflow at {server.uri} unreachable") == 1, text
-        assert text.count("MLflow reachable again") == 1, text
-    finally:
-        if proc.poll() is None:
-            kill_session(proc)
+        holds.wait(down_for_good, proc, log)
+        _recorded(server.uri, "t000", proc, log)
         server.stop()
-
-
-def test_sweep_ends_soon_when_the_server_never_comes_back_and_resume_records_it(
-    write_sweep, tmp_path: Path
-) -> None:
-    spec = _spec(write_sweep)
-    server = _server(tmp_path)
-    holds = Holds(tmp_path / "holds")
-    down = "after_checkpoint:t000:2"
-    log = tmp_path / "run.log"
-    args = ["run", str(spec), "--storage", str(tmp_path / "ray"), "--tracking-uri", server.uri]
-    proc = start_cli(
-        args, tmp_path, log, env={**holds.env(down), "RAYSWEEP_TRACKING_GRACE_S": "10"}
-    )
-    procs = [proc]
-    try:
-        holds.wait(down, proc, log)
-        server.stop()
-        holds.release(down)
+        holds.release(down_for_good)
         released = time.monotonic()
         code = proc.wait(timeout=900)
         ended_in = time.monotonic() - released
         text = log.read_text()
         assert code == 0, text  # every trial finished; MLflow's trouble is a warning
         assert "Traceback" not in text, text
+        # The driver prints the writer's notices (runner.py passes them to the console): each
+        # outage said once, the first one's end said once.
+        assert text.count("training goes on") == 2, text
+        assert text.count("MLflow reachable again") == 1, text
         # Minutes at most after the last trial (which ends seconds after the release), not the
         # hours of MLflow's own retries: the grace period, then each later write tried once.
         assert ended_in < 180, (ended_in, text)
-        assert text.count("training goes on") == 1, text  # the outage, said once
         lost = [line for line in text.splitlines() if "writes not recorded" in line]
         assert len(lost) == 1, text
         assert f"MLflow at {server.uri} unreachable since " in lost[0], lost
         assert "the checkpoints are kept: run `" in lost[0] and "--resume` once" in lost[0], lost
-        assert "2/2 done" in text and "t000 finished" in text, text
+        assert "2/2 done" in text and "t001 finished" in text, text
 
         server.start()
+        _check_complete(server.uri, ["t000"], parent="RUNNING")  # rode out the first outage
         again = tmp_path / "resume.log"
         resumed = start_cli([*args, "--resume"], tmp_path, again)
         procs.append(resumed)
