@@ -26,7 +26,7 @@ SHARED_SWEEP_MODULES = frozenset(
 # they go out in that order, longest first. A group not named here is light (seconds) and goes
 # after these, in collection order.
 GROUP_SECONDS = {
-    "test_multinode.py": 240,
+    "test_multinode.py": 210,
     "test_e2e_executors.py": 150,
     "test_e2e_recovery.py": 110,
     SHARED_SWEEP: 90,

@@ -11,11 +11,11 @@ sweeps on it:
   sweep checks both, to keep the suite short). Once per executor: trials trained inline
   (their Tune trial retried by Tune) and as Ray Train worker groups (workers retried by Ray
   Train's FailureConfig, the Tune trial staying on the head);
-- sixteen trials at once (an eighth of a CPU each) all end together, and the tracking server
-  records exactly sixteen runs, none lost, none twice;
-- a trial whose resources no node has (a GPU node type the autoscaler config names, which
-  never comes) fails after `resources.placement_timeout_s`, naming the missing GPU, once per
-  executor, while the sweep's other trials finish;
+- one sweep: sixteen trials at once (an eighth of a CPU each) all end together, and the
+  tracking server records exactly sixteen runs, none lost, none twice; and a trial whose
+  resources no node has (a GPU node type the autoscaler config names, which never comes)
+  fails after `resources.placement_timeout_s`, naming the missing GPU, once per executor,
+  while the sweep's other trials finish;
 - a client with the wrong token is refused.
 
 Tracking is what cluster.yaml sets up on a head: an `mlflow server` (MLflow's default 4
@@ -489,57 +489,6 @@ def test_cluster_refuses_a_client_with_a_wrong_token(cluster: Cluster) -> None:
 
 CONCURRENT = 16
 
-
-def test_sixteen_trials_at_once_are_recorded_once_each_in_postgresql(
-    cluster: Cluster, tracking: TrackingServer, write_sweep, tmp_path: Path
-) -> None:
-    """Sixteen trials at once on the two nodes (an eighth of a CPU each), every one held after
-    its epoch until all sixteen are there, then released together: their results, files and
-    ends reach the tracking server's processes at once. Exactly sixteen child runs, one per
-    trial, each FINISHED with its epoch logged once, under one FINISHED parent."""
-    _node2_up(cluster)
-    name = "mn-pg-sixteen"
-    seeds = list(range(CONCURRENT))
-    spec = write_sweep(
-        _tiny(
-            name,
-            sweep={"axes": {"train.seed": seeds}},
-            resources={
-                "cpus_per_worker": 2 / CONCURRENT,
-                "gpus_per_worker": 0,
-                "max_concurrent": CONCURRENT,
-            },
-        )
-    )
-    trials = [f"t{i:03d}" for i in seeds]
-    holds = Holds(tmp_path / "holds")
-    points = [f"after_checkpoint:{t}:1" for t in trials]
-    log = tmp_path / "sweep.log"
-    proc = _run(cluster, spec, tmp_path, log, tracking.uri, env=holds.env(*points))
-    for point in points:  # all sixteen train at the same time
-        holds.wait(point, proc, log)
-    for point in points:
-        holds.release(point)
-    out = _finish(proc, log, cluster, timeout=900)
-    assert f"{CONCURRENT} trials" in out and f"up to {CONCURRENT} at a time" in out, out
-
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking.uri)
-    parents, children = _all_runs(tracking.uri, name)
-    assert [p.info.status for p in parents] == ["FINISHED"], out
-    ids = sorted(r.data.tags.get("raysweep.trial_id") for r in children)
-    assert ids == trials, ids  # none lost, none twice
-    parent_id = parents[0].info.run_id
-    for run in children:
-        tags = run.data.tags
-        assert tags["mlflow.parentRunId"] == parent_id, tags
-        assert run.info.status == "FINISHED", (tags["raysweep.trial_id"], run.info.status)
-        assert tags["raysweep.status"] == "finished", tags
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")]
-        assert steps == [1], (tags["raysweep.trial_id"], steps)
-
-
 # What `ray up` leaves on a head (~/ray_bootstrap_config.yaml, read by `raysweep run`): the head
 # and a GPU node type the autoscaler may start. Here none ever starts (this machine has no GPU
 # and no autoscaler): the GPU node that quota or capacity keeps from coming.
@@ -555,71 +504,93 @@ AUTOSCALER_CONFIG = {
 PLACEMENT_TIMEOUT_S = 3
 
 
-def test_a_trial_no_node_can_take_fails_after_its_placement_timeout_and_the_others_finish(
+def test_sixteen_trials_at_once_are_recorded_once_each_and_gpu_trials_no_node_takes_fail(
     cluster: Cluster, tracking: TrackingServer, write_sweep, tmp_path: Path
 ) -> None:
-    """A sweep planned against the cluster's autoscaler config, which names a GPU node type:
-    the CPU study's trials run; the two GPU trials (one inline, one a Ray Train worker group)
-    are planned (the node type exists) but no node with a GPU ever joins. Each fails once it
-    has waited `placement_timeout_s`, saying it needs 1 GPU and no node offered it, and is
-    recorded FAILED; the CPU trials finish; the exit code is 1, as for any failed trial."""
+    """One sweep planned against the cluster's autoscaler config, which names a GPU node type.
+
+    Its CPU study: sixteen trials at once on the two nodes (an eighth of a CPU each), every one
+    held after its epoch until all sixteen are there, then released together: their results,
+    files and ends reach the tracking server's processes (PostgreSQL behind them) at once.
+    Exactly one child run per trial, each FINISHED with its epoch logged once.
+
+    Its two GPU studies (one trial inline, one a Ray Train worker group) are planned (the node
+    type exists) but no node with a GPU ever joins: each fails once it has waited
+    `placement_timeout_s`, saying it needs 1 GPU and no node offered it, and is recorded FAILED
+    with that error; the exit code is 1, as for any failed trial."""
     import yaml
 
+    _node2_up(cluster)
     home = tmp_path / "home"  # the driver's home: where it finds the autoscaler config
     home.mkdir()
     (home / "ray_bootstrap_config.yaml").write_text(yaml.safe_dump(AUTOSCALER_CONFIG))
-    name = "mn-placement"
+    name = "mn-pg-sixteen"
     gpu = {"gpus_per_worker": 1}
     spec = write_sweep(
         _tiny(
             name,
             sweep={
                 "studies": [
-                    {"name": "cpu", "axes": {"train.seed": [0, 1]}},
-                    {"name": "gpu_inline", "set": {"train.seed": 2}, "resources": gpu},
+                    {"name": "cpu", "axes": {"train.seed": list(range(CONCURRENT))}},
+                    {"name": "gpu_inline", "set": {"train.seed": 100}, "resources": gpu},
                     {
                         "name": "gpu_workers",
-                        "set": {"train.seed": 3},
+                        "set": {"train.seed": 101},
                         "resources": {**gpu, "executor": "torch_trainer"},
                     },
                 ]
             },
             resources={
-                "cpus_per_worker": 1,
+                "cpus_per_worker": 2 / CONCURRENT,
                 "gpus_per_worker": 0,
+                "max_concurrent": CONCURRENT,
                 "placement_timeout_s": PLACEMENT_TIMEOUT_S,
             },
         )
     )
+    trials = [f"t{i:03d}" for i in range(CONCURRENT)]
+    gpu_trials = [f"t{CONCURRENT:03d}", f"t{CONCURRENT + 1:03d}"]
+    holds = Holds(tmp_path / "holds")
+    points = [f"after_checkpoint:{t}:1" for t in trials]
     log = tmp_path / "sweep.log"
-    proc = _run(cluster, spec, tmp_path, log, tracking.uri, env={"HOME": str(home)})
+    env = {**holds.env(*points), "HOME": str(home)}
+    proc = _run(cluster, spec, tmp_path, log, tracking.uri, env=env)
+    for point in points:  # all sixteen train at the same time
+        holds.wait(point, proc, log)
+    for point in points:
+        holds.release(point)
     out = _finish(proc, log, cluster, timeout=900, code=1)
-
+    assert f"{CONCURRENT + 2} trials" in out and f"up to {CONCURRENT} at a time" in out, out
     why = (
         f"could not be placed in {PLACEMENT_TIMEOUT_S} s: "
         "it needs 1 GPU per worker and no node offered it"
     )
-    for trial in ("t002", "t003"):
+    for trial in gpu_trials:
         assert f"{trial} FAILED    {trial} {why}" in out, out
         assert f"raysweep: trial {trial} " in out, out  # listed among the failed trials
-    assert "t000 finished" in out and "t001 finished" in out, out
     assert "Traceback" not in out, out
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking.uri)
     parents, children = _all_runs(tracking.uri, name)
-    assert len(parents) == 1, out
-    runs = {r.data.tags["raysweep.trial_id"]: r for r in children}
-    assert sorted(runs) == ["t000", "t001", "t002", "t003"] and len(children) == 4, out
-    for trial in ("t000", "t001"):
-        assert runs[trial].info.status == "FINISHED", (trial, runs[trial].info)
-    for trial in ("t002", "t003"):
-        run = runs[trial]
-        assert run.info.status == "FAILED", (trial, run.info)
-        assert run.data.tags["raysweep.status"] == "failed", run.data.tags
-        error = Path(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path)))
-        assert f"{trial} {why}" in error.read_text(), error.read_text()
+    assert [p.info.status for p in parents] == ["FAILED"], out  # (two of its trials failed)
+    ids = sorted(r.data.tags.get("raysweep.trial_id") for r in children)
+    assert ids == [*trials, *gpu_trials], ids  # none lost, none twice
+    parent_id = parents[0].info.run_id
+    for run in children:
+        tags = run.data.tags
+        assert tags["mlflow.parentRunId"] == parent_id, tags
+        if tags["raysweep.trial_id"] in gpu_trials:
+            assert run.info.status == "FAILED", (tags["raysweep.trial_id"], run.info)
+            assert tags["raysweep.status"] == "failed", tags
+            error = Path(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path)))
+            assert f"{tags['raysweep.trial_id']} {why}" in error.read_text(), error.read_text()
+            continue
+        assert run.info.status == "FINISHED", (tags["raysweep.trial_id"], run.info.status)
+        assert tags["raysweep.status"] == "finished", tags
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")]
+        assert steps == [1], (tags["raysweep.trial_id"], steps)
 
 
 @pytest.mark.parametrize("executor", ["inline", "torch_trainer"])
