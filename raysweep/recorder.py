@@ -263,7 +263,7 @@ class SweepRecorder(tune.Callback):
         reason = error_reason(out.error or "")[:500] or "failed"
         try:
             mark_failed(self.experiment_path, out.trial.trial_id, reason)
-        except OSError as exc:  # best effort: without it the trial only trains again
+        except Exception as exc:  # noqa: BLE001 - best effort: without it the trial only trains again
             log.warning(
                 "%s: could not mark it failed in its directory: %s", out.trial.trial_id, exc
             )
