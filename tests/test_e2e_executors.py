@@ -3,14 +3,17 @@ sweep through what each kind of trial must survive, then `--study`.
 
 Five studies, each its own resources, one trial each, one at a time:
 
-- t000 inline and t002 a Ray Train TorchTrainer (`executor: torch_trainer`), each with
+- t000 inline and t003 a Ray Train TorchTrainer (`executor: torch_trainer`), each with
   `train.max_failures: 2`: the process driving it is killed after its epoch-1 checkpoint;
   Tune restarts it and it goes on from that checkpoint.
-- t001 inline and t003 a TorchTrainer with `train.max_failures: 0` (set per study): the same
+- t001 inline and t004 a TorchTrainer with `train.max_failures: 0` (set per study): the same
   kill fails it at once, recorded FAILED; the sweep goes on.
-- t004 two DDP workers (gloo on CPU, a TorchTrainer job): the driver's whole session is killed
+- t002 two DDP workers (gloo on CPU, a TorchTrainer job): the driver's whole session is killed
   after its epoch-2 checkpoint; `--resume` finds its TorchTrainer run again by name, goes on
-  from its checkpoint, and it trains as well as the same config on one worker.
+  from its checkpoint, and it trains as well as the same config on one worker. The TorchTrainer
+  kills come after it, in the resumed run: a killed worker group's placement group is freed by
+  Ray Train's cleaner some time after (seconds; once, on a loaded machine, not within minutes),
+  and the DDP trial needs both CPUs.
 
 Then `--study inline-retried` runs that study alone, under the trial id the whole plan gives
 it, as a second parent run in the same store.
@@ -42,6 +45,11 @@ SWEEP = {
             {"name": "inline-retried", "set": {"train.max_failures": 2}},
             {"name": "inline-no-retry", "set": {"train.max_failures": 0}},
             {
+                "name": "ddp",
+                "set": {"train.epochs": DDP_EPOCHS},
+                "resources": {"workers_per_trial": 2},
+            },
+            {
                 "name": "trainer-retried",
                 "set": {"train.max_failures": 2},
                 "resources": TORCH_TRAINER,
@@ -51,16 +59,11 @@ SWEEP = {
                 "set": {"train.max_failures": 0},
                 "resources": TORCH_TRAINER,
             },
-            {
-                "name": "ddp",
-                "set": {"train.epochs": DDP_EPOCHS},
-                "resources": {"workers_per_trial": 2},
-            },
         ]
     },
     "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "max_concurrent": 1},
 }
-RETRIED, FAILED = ("t000", "t002"), ("t001", "t003")
+RETRIED, FAILED, DDP = ("t000", "t003"), ("t001", "t004"), "t002"
 EXECUTORS = {
     "t000": "inline",
     "t001": "inline",
@@ -68,6 +71,9 @@ EXECUTORS = {
     "t003": "torch_trainer",
     "t004": "torch_trainer",
 }
+# Each loss is one raysweep line: which trial, what happened, what happens next. Ray's
+# "A worker died ..." paragraph is in the run's log file, not on the terminal.
+LOST = "its process died (Ray: worker exit SYSTEM_ERROR)"
 
 
 def _children(client, name: str, parent_id: str | None = None) -> dict[str, object]:
@@ -83,11 +89,30 @@ def _children(client, name: str, parent_id: str | None = None) -> dict[str, obje
 
 def _parents(client, name: str) -> list:
     exp = client.get_experiment_by_name(name)
-    return [
-        r
-        for r in client.search_runs([exp.experiment_id])
-        if "mlflow.parentRunId" not in r.data.tags
-    ]
+    runs = client.search_runs([exp.experiment_id])
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+def _kill_trials(holds: Holds, proc, log: Path, retried: str, failed: str) -> None:
+    """Kill the process driving each trial once it is held after its epoch-1 checkpoint."""
+    for trial in (retried, failed):
+        point = f"after_checkpoint:{trial}:1"
+        holds.wait(point, proc, log)
+        os.kill(holds.pid("trial", trial), signal.SIGKILL)
+
+
+def _said_the_losses(text: str, retried: str, failed: str) -> None:
+    """One retry, then the trial going on from its checkpoint; one failure, no retry."""
+    retries = [line for line in text.splitlines() if f"{retried} retrying" in line]
+    assert len(retries) == 1, text
+    assert retries[0].endswith(f"] {retried} retrying  failure 1 of 2 allowed: {LOST}"), text
+    assert f"{retried} resumed   from its epoch-1 checkpoint" in text, text
+    assert f"{retried} finished" in text, text
+    assert f"{failed} retrying" not in text, text
+    assert f"{failed} FAILED    {LOST}; no retry left (train.max_failures 0)" in text, text
+    assert "A worker died" not in text and "(raylet)" not in text, text
+    assert "worker died or was killed" in library_log(text).read_text()
+    only_raysweeps_lines(text)
 
 
 def test_both_executors_survive_their_kills_in_one_sweep_then_one_study(
@@ -99,62 +124,49 @@ def test_both_executors_survive_their_kills_in_one_sweep_then_one_study(
     storage = tmp_path / "ray"
     run = ["run", str(spec), "--storage", str(storage)]
     holds = Holds(tmp_path / "holds")
-    kills = [f"after_checkpoint:{t}:1" for t in ("t000", "t001", "t002", "t003")]
-    end = "after_checkpoint:t004:2"  # rank 0 handed Ray its epoch-2 checkpoint
+    end = f"after_checkpoint:{DDP}:2"  # rank 0 handed Ray its epoch-2 checkpoint
     log = tmp_path / "first.log"
-    env = {**holds.env(*kills, end), "RAYSWEEP_LOG_DIR": str(tmp_path / "logs")}
-    proc = start_cli(run, tmp_path, log, env=env)
-    for point in kills:
-        holds.wait(point, proc, log)
-        os.kill(holds.pid("trial", point.split(":")[1]), signal.SIGKILL)
+    env = {"RAYSWEEP_LOG_DIR": str(tmp_path / "logs")}
+    points = [f"after_checkpoint:{t}:1" for t in ("t000", "t001")]
+    proc = start_cli(run, tmp_path, log, env={**holds.env(*points, end), **env})
+    _kill_trials(holds, proc, log, "t000", "t001")
     holds.wait(end, proc, log)
     kill_session(proc)
     first = log.read_text()
     assert (
         "5 trials, resources per study (inline-retried: 1 worker x (1 CPU) (inline); "
         "inline-no-retry: 1 worker x (1 CPU) (inline); "
+        "ddp: 2 workers x (1 CPU) (torch_trainer); "
         "trainer-retried: 1 worker x (1 CPU) (torch_trainer); "
-        "trainer-no-retry: 1 worker x (1 CPU) (torch_trainer); "
-        "ddp: 2 workers x (1 CPU) (torch_trainer)), up to 1 at a time" in first
+        "trainer-no-retry: 1 worker x (1 CPU) (torch_trainer)), up to 1 at a time" in first
     ), first
-    # Each loss is one raysweep line: which trial, what happened, what happens next. Ray's
-    # "A worker died ..." paragraph is in the run's log file, not on the terminal.
-    lost = "its process died (Ray: worker exit SYSTEM_ERROR)"
-    for trial in RETRIED:
-        retries = [line for line in first.splitlines() if f"{trial} retrying" in line]
-        assert len(retries) == 1, first
-        assert retries[0].endswith(f"] {trial} retrying  failure 1 of 2 allowed: {lost}"), first
-        assert f"{trial} resumed   from its epoch-1 checkpoint" in first, first
-        assert f"{trial} finished" in first, first
-    for trial in FAILED:
-        assert f"{trial} retrying" not in first, first
-        assert f"{trial} FAILED    {lost}; no retry left (train.max_failures 0)" in first, first
-    assert "A worker died" not in first and "(raylet)" not in first, first
-    assert "worker died or was killed" in library_log(first).read_text()
-    only_raysweeps_lines(first)
+    _said_the_losses(first, "t000", "t001")
 
     log = tmp_path / "resume.log"
-    proc = start_cli([*run, "--resume"], tmp_path, log)
-    assert proc.wait(timeout=900) == 1, log.read_text()  # the two failed trials stay failed
+    points = [f"after_checkpoint:{t}:1" for t in ("t003", "t004")]
+    proc = start_cli([*run, "--resume"], tmp_path, log, env={**holds.env(*points), **env})
+    _kill_trials(holds, proc, log, "t003", "t004")
+    assert proc.wait(timeout=900) == 1, log.read_text()  # two trials failed
     resumed = log.read_text()
     assert "Traceback" not in resumed, resumed
-    only_raysweeps_lines(resumed)
-    assert "t004 resumed   from its epoch-" in resumed, resumed
-    assert f"t004 epoch {DDP_EPOCHS}/{DDP_EPOCHS}" in resumed and "t004 finished" in resumed
-    assert "t000 epoch" not in resumed and "t002 epoch" not in resumed, resumed  # done before
+    _said_the_losses(resumed, "t003", "t004")
+    assert f"{DDP} resumed   from its epoch-" in resumed, resumed
+    assert f"{DDP} epoch {DDP_EPOCHS}/{DDP_EPOCHS}" in resumed, resumed
+    assert f"{DDP} finished" in resumed, resumed
+    assert "t000 epoch" not in resumed and "t001 epoch" not in resumed, resumed  # done before
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (parent,) = _parents(client, "executors")
     experiment = storage / parent.data.tags["raysweep.experiment_dir"]
     for trial in FAILED:
-        # Still failed, in the words of its failure; not trained again, though Tune's saved
-        # state (every ~10 s) can be older than the failure and start it again.
-        assert f"raysweep: trial {trial} (lenet max_failures=0) failed: {lost}" in resumed
-        results = (experiment / trial / "result.json").read_text().splitlines()
-        assert [json.loads(line)["epoch"] for line in results if line] in ([], [1]), results
+        assert f"raysweep: trial {trial} (lenet max_failures=0) failed: {LOST}" in resumed
+    # t001 failed in the first run: still failed, in the words of its failure, and not trained
+    # again, though Tune's saved state (every ~10 s) can be older than the failure.
+    results = (experiment / "t001" / "result.json").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in results if line] in ([], [1]), results
 
     assert parent.data.params["executor"] == (
-        "inline-retried: inline; inline-no-retry: inline; trainer-retried: torch_trainer; "
-        "trainer-no-retry: torch_trainer; ddp: torch_trainer"
+        "inline-retried: inline; inline-no-retry: inline; ddp: torch_trainer; "
+        "trainer-retried: torch_trainer; trainer-no-retry: torch_trainer"
     )
     assert "raysweep.selected_studies" not in parent.data.tags
     children = _children(client, "executors")
@@ -169,12 +181,12 @@ def test_both_executors_survive_their_kills_in_one_sweep_then_one_study(
             continue
         assert child.info.status == "FINISHED", (trial_id, child.info.status)
         assert child.data.tags["raysweep.status"] == "finished", child.data.tags
-        epochs = DDP_EPOCHS if trial_id == "t004" else EPOCHS
+        epochs = DDP_EPOCHS if trial_id == DDP else EPOCHS
         assert sorted(steps) == list(range(1, epochs + 1)), (trial_id, steps)
     # What ran each: only the TorchTrainer trials have a Ray Train run (`<experiment>-train/<id>`).
     trained = storage / f"{experiment.name}-train"
     assert sorted(p.name for p in trained.iterdir()) == ["t002", "t003", "t004"]
-    ddp = children["t004"]
+    ddp = children[DDP]
     assert ddp.data.params["train.batch_size"] == "64"  # the global batch, split over ranks
     _agrees_with_one_worker(spec, ddp.data.metrics)
 
@@ -208,7 +220,7 @@ def _agrees_with_one_worker(spec: Path, two: dict[str, float]) -> None:
     from raysweep.train import WorkerEnv, train_trial
 
     sweep, _ = load_spec(spec, ())
-    (trial,) = [t for t in expand(sweep, str(spec)) if t.trial_id == "t004"]
+    (trial,) = [t for t in expand(sweep, str(spec)) if t.trial_id == DDP]
     torch.set_num_threads(1)
     reports: list[dict] = []
     train_trial(trial.config, WorkerEnv(), lambda metrics, state: reports.append(metrics))
