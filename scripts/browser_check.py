@@ -104,8 +104,13 @@ def start_ui(tracking_uri: str, port: int, log: Path) -> subprocess.Popen[bytes]
     # One worker: with uvicorn's default 4, its supervisor kills workers that are slow to import
     # MLflow (seen on a loaded 2-core machine: "Child process died" in a loop, never serving).
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # No background job runner (MLflow's GenAI jobs; nothing here uses them): it is eight more
+    # processes importing MLflow, ~14 CPU-s to start, and they poll while the UI runs.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     with log.open("wb") as fh:
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:

@@ -409,6 +409,11 @@ def test_mlflow_unit_restarts_on_failure_starts_at_boot_and_binds_localhost() ->
     envvars = {p.name: p.envvar for p in server.params}
     assert envvars["backend_store_uri"] == "MLFLOW_BACKEND_STORE_URI"
     assert envvars["artifacts_destination"] == "MLFLOW_ARTIFACTS_DESTINATION"
+    # MLflow's background job runner (eight processes raysweep never uses) is off, under the
+    # name MLflow reads.
+    from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION as jobs
+
+    assert service["Environment"] == f"{jobs.name}=false"
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
