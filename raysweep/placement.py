@@ -144,7 +144,7 @@ class PlacementGuard(TrialScheduler):
     def on_trial_error(self, tune_controller: Any, trial: TuneTrial) -> None:
         # Also called as Tune requeues a failed trial to retry it: a worker group that could
         # not be placed is not retried (it would wait as long again).
-        reason = _placement_error(trial)
+        reason = placement_error(trial)
         if reason is not None:
             self._given_up[trial.trial_id] = reason
         self.inner.on_trial_error(tune_controller, trial)
@@ -219,11 +219,11 @@ def _trial_id(trial: TuneTrial) -> str:
     return str(trial.config.get("trial", {}).get("trial_id", trial.trial_id))
 
 
-def _placement_error(trial: TuneTrial) -> str | None:
+def placement_error(trial: TuneTrial) -> str | None:
     """The message of the trial's last error if it was a PlacementTimeoutError."""
     import cloudpickle
 
-    path = trial.pickled_error_file
+    path = getattr(trial, "pickled_error_file", None)
     if not path or not Path(path).is_file():
         return None
     try:

@@ -238,6 +238,10 @@ class SweepRecorder(tune.Callback):
         out = self._outcome(trial)
         if out is None:
             return
+        from raysweep.placement import placement_error
+
+        if placement_error(trial) is not None:
+            return  # not retried: PlacementGuard fails it before it starts again (and says so)
         # Tune's own count (kept across --resume, and without preemptions) decides the retry.
         out.failures = int(getattr(trial, "num_failures", out.failures + 1))
         limit = out.trial.config.train.max_failures

@@ -80,6 +80,7 @@ class FakeTrial:
     max_failures: int = 5  # Tune's FailureConfig: the sweep's largest train.max_failures
     num_failures: int = 0  # Tune's count (kept in its experiment state across --resume)
     error_file: str | None = None
+    pickled_error_file: str | None = None  # the exception itself, as Tune pickles it
     error_msg: str | None = None
     last_result: dict[str, Any] = field(default_factory=dict)
     checkpoint: FakeCheckpoint | None = None

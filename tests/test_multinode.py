@@ -568,6 +568,7 @@ def test_sixteen_trials_at_once_are_recorded_once_each_and_gpu_trials_no_node_ta
     for trial in gpu_trials:
         assert f"{trial} FAILED    {trial} {why}" in out, out
         assert f"raysweep: trial {trial} " in out, out  # listed among the failed trials
+        assert f"{trial} retrying" not in out, out  # waiting as long again would not help
     assert "Traceback" not in out, out
 
     from mlflow.tracking import MlflowClient

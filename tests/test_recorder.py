@@ -398,6 +398,31 @@ def test_recover_says_the_trials_own_limit_and_keeps_its_run(sweep: Sweep, tmp_p
     ]
 
 
+def test_a_trial_that_could_not_be_placed_is_not_said_to_be_retried(
+    sweep: Sweep, tmp_path: Path
+) -> None:
+    """Tune requeues a worker group's trial whose driver raised PlacementTimeoutError, and
+    PlacementGuard fails it before it starts again: no "retrying" line for it."""
+    import cloudpickle
+
+    from raysweep.placement import PlacementTimeoutError
+
+    why = "t003 could not be placed in 3 s: it needs 1 GPU per worker and no node offered it"
+    error_file, pickled = tmp_path / "error.txt", tmp_path / "error.pkl"
+    error_file.write_text(f"Traceback ...\nraysweep.placement.PlacementTimeoutError: {why}\n")
+    pickled.write_bytes(cloudpickle.dumps(PlacementTimeoutError(why)))
+    trial = start(sweep, "t003")
+    trial.error_file, trial.pickled_error_file = str(error_file), str(pickled)
+    trial.num_failures += 1
+    sweep.recorder.on_trial_recover(0, [], trial)
+    assert sweep.outcomes["t003"].failures == 0
+    assert not [line for line in sweep.lines() if "retrying" in line], sweep.lines()
+    # Any other error is a retry, said as one.
+    pickled.write_bytes(cloudpickle.dumps(RuntimeError("worker died")))
+    sweep.recorder.on_trial_recover(0, [], trial)
+    assert sweep.lines()[-1].startswith("t003 retrying  failure 1 of 5 allowed: "), sweep.lines()
+
+
 # ---- the end of the experiment ----------------------------------------------------------------
 
 
