@@ -271,7 +271,20 @@ class SweepRecorder(tune.Callback):
             log.warning(
                 "%s: could not mark it failed in its directory: %s", out.trial.trial_id, exc
             )
+        if not out.trial.resources.inline:  # no attempt of its own will free what it reserved
+            self._free_left_group(out.trial.trial_id)
         return reason
+
+    def _free_left_group(self, trial_id: str) -> None:
+        """Remove the placement group a failed worker-group trial's dead process left
+        (raysweep.left_groups), so the next trials can have its CPUs and GPUs at once."""
+        from raysweep.left_groups import remove_left_group
+        from raysweep.storage import filesystem
+
+        try:
+            remove_left_group(*filesystem(f"{self.experiment_path.rstrip('/')}/{trial_id}"))
+        except Exception as exc:  # noqa: BLE001 - best effort: Ray Train's cleaner removes it later
+            log.warning("%s: could not free its placement group: %s", trial_id, exc)
 
     def _close(self, out: TrialOutcome) -> None:
         out.ended = time.time()

@@ -364,6 +364,7 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
     from ray import tune
 
     from raysweep import placement
+    from raysweep.left_groups import GroupNoted, remove_left_group
     from raysweep.train_reports import ForwardReports, fit_reporting, report_queue
 
     experiment = tune.get_context().get_experiment_name()
@@ -371,6 +372,7 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
     _claim_trial_dir(fs, trial_dir, trial, experiment)
     if ended_before(fs, trial_dir):
         return
+    remove_left_group(fs, trial_dir)  # by an attempt whose process died
     timeout = run.get("placement_timeout_s")  # how long its workers may wait to be placed
     reports = report_queue()
     trainer = trainer_class()(
@@ -395,6 +397,7 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[
                 ForwardReports(reports),  # not Ray's TuneReportCallback: train_reports says why
+                GroupNoted(f"{run['storage'].rstrip('/')}/{experiment}/{trial['trial_id']}"),
                 *placement.deadline_callbacks(trial["trial_id"], timeout, req),
             ],
         ),

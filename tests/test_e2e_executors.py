@@ -13,7 +13,8 @@ Five studies, each its own resources, one trial each, one at a time:
   from its checkpoint, and it trains as well as the same config on one worker. The TorchTrainer
   kills come after it, in the resumed run: a killed worker group's placement group is freed by
   Ray Train's cleaner some time after (seconds; once, on a loaded machine, not within minutes),
-  and the DDP trial needs both CPUs.
+  and the DDP trial needs both CPUs. (raysweep now frees it itself, raysweep.left_groups, but
+  racing Ray Train's cleaner; tests/test_left_groups.py checks that part on its own.)
 
 Then `--study inline-retried` runs that study alone, under the trial id the whole plan gives
 it, as a second parent run in the same store.

@@ -423,6 +423,34 @@ def test_a_trial_that_could_not_be_placed_is_not_said_to_be_retried(
     assert sweep.lines()[-1].startswith("t003 retrying  failure 1 of 5 allowed: "), sweep.lines()
 
 
+def test_a_failed_worker_group_trial_frees_the_group_its_dead_process_left(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker-group trial with no retry left: the driver removes the placement group its
+    controller noted (raysweep.left_groups), which no later attempt of its own will. Here no
+    Ray runs: the note is taken, and the removal, failing, is only logged."""
+    from raysweep.left_groups import GROUP_FILE
+
+    workers = {"executor": "torch_trainer", "cpus_per_worker": 1}
+    with open_store(tmp_path, tmp_path_factory, monkeypatch) as store:
+        trials = make_trials(resources=workers)
+        outcomes = {t.trial_id: TrialOutcome(t) for t in trials}
+        console, _ = make_console(len(trials))
+        parent_id = store.start_parent()
+        recorder = SweepRecorder(store.writer, parent_id, outcomes, console, store.experiment_path)
+        fs, trial_dir = filesystem(f"{store.experiment_path}/t002")
+        fs.create_dir(trial_dir, recursive=True)
+        with fs.open_output_stream(f"{trial_dir}/{GROUP_FILE}") as fh:
+            fh.write(b"ab" * 18)
+        trial = tune_trial(trials[2])
+        recorder.on_trial_start(0, [], trial)
+        trial.status, trial.error_msg = FakeTrial.ERROR, "The actor died unexpectedly"
+        recorder.on_trial_error(0, [], trial)
+        assert store.writer.wait(grace_s=0)
+        assert outcomes["t002"].status == TrialStatus.FAILED
+        assert not (Path(trial_dir) / GROUP_FILE).exists()
+
+
 # ---- the end of the experiment ----------------------------------------------------------------
 
 
