@@ -72,7 +72,8 @@ def remove_left_group(fs: Any, trial_dir: str) -> str | None:
             return None
         remove_placement_group(group)
     except Exception as exc:  # noqa: BLE001 - best effort: Ray Train's cleaner removes it later
-        log.warning("could not remove the placement group %s: %s", group_id, exc)
+        log.warning("could not remove placement group %s: %s", group_id, exc)
         return None
-    log.warning("removed placement group %s, left by an earlier attempt of this trial", group_id)
+    trial_id = trial_dir.rstrip("/").rsplit("/", 1)[-1]
+    log.warning("%s: removed placement group %s, left by its process that died", trial_id, group_id)
     return group_id
