@@ -52,12 +52,15 @@ def remove_left_group(fs: Any, trial_dir: str) -> str | None:
     Only a dead attempt's group can still be there: an attempt that ended, however it ended,
     shut its worker group down (a group of an earlier Ray session is unknown to this one)."""
     import pyarrow.fs
+    import ray
     from ray.util.placement_group import (
         PlacementGroup,
         placement_group_table,
         remove_placement_group,
     )
 
+    if not ray.is_initialized():  # (Ray's calls below would start a Ray of their own)
+        return None
     noted = f"{trial_dir}/{GROUP_FILE}"
     if fs.get_file_info(noted).type != pyarrow.fs.FileType.File:
         return None

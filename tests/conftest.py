@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,6 +175,18 @@ def no_runs_left_behind():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=120)
+
+
+@pytest.fixture(autouse=True)
+def no_ray_in_the_test_process():
+    """Every Ray here runs in a process of its own (`raysweep run`, a script): a Ray started in
+    the test process (by a Ray call that starts one when none is connected) would stay for the
+    worker's later tests, which then plan against it."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+        pytest.fail("this test started a Ray in the test process")
 
 
 def library_log(console: str) -> Path:

@@ -427,10 +427,12 @@ def test_a_failed_worker_group_trial_frees_the_group_its_dead_process_left(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker-group trial with no retry left: the driver removes the placement group its
-    controller noted (raysweep.left_groups), which no later attempt of its own will. Here no
-    Ray runs: the note is taken, and the removal, failing, is only logged."""
-    from raysweep.left_groups import GROUP_FILE
+    controller noted in the trial's directory, which no later attempt of its own will
+    (raysweep.left_groups, checked on a real Ray in tests/test_left_groups.py; no Ray here)."""
+    from raysweep import left_groups
 
+    removed: list[str] = []
+    monkeypatch.setattr(left_groups, "remove_left_group", lambda fs, path: removed.append(path))
     workers = {"executor": "torch_trainer", "cpus_per_worker": 1}
     with open_store(tmp_path, tmp_path_factory, monkeypatch) as store:
         trials = make_trials(resources=workers)
@@ -438,17 +440,17 @@ def test_a_failed_worker_group_trial_frees_the_group_its_dead_process_left(
         console, _ = make_console(len(trials))
         parent_id = store.start_parent()
         recorder = SweepRecorder(store.writer, parent_id, outcomes, console, store.experiment_path)
-        fs, trial_dir = filesystem(f"{store.experiment_path}/t002")
-        fs.create_dir(trial_dir, recursive=True)
-        with fs.open_output_stream(f"{trial_dir}/{GROUP_FILE}") as fh:
-            fh.write(b"ab" * 18)
-        trial = tune_trial(trials[2])
-        recorder.on_trial_start(0, [], trial)
-        trial.status, trial.error_msg = FakeTrial.ERROR, "The actor died unexpectedly"
-        recorder.on_trial_error(0, [], trial)
+        for trial_id in ("t000", "t002"):
+            trial = tune_trial(next(t for t in trials if t.trial_id == trial_id))
+            recorder.on_trial_start(0, [], trial)
+            if trial_id == "t000":
+                recorder.on_trial_complete(0, [], trial)
+                continue
+            trial.status, trial.error_msg = FakeTrial.ERROR, "The actor died unexpectedly"
+            recorder.on_trial_error(0, [], trial)
         assert store.writer.wait(grace_s=0)
         assert outcomes["t002"].status == TrialStatus.FAILED
-        assert not (Path(trial_dir) / GROUP_FILE).exists()
+        assert removed == [filesystem(f"{store.experiment_path}/t002")[1]]  # t002 only
 
 
 # ---- the end of the experiment ----------------------------------------------------------------
