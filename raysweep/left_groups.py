@@ -1,5 +1,5 @@
-"""The placement group a worker-group trial's earlier attempt left behind, removed when the
-trial starts again.
+"""The placement group a worker-group trial's dead process left behind, removed when the
+trial starts again (or, with no retry left, when the driver records its failure).
 
 A worker group's placement group belongs to the sweep's Ray job, not to the Ray Train
 controller that made it. When the process driving a worker-group trial dies (the trial's
@@ -11,7 +11,8 @@ retry, or the next trial needing those resources, waits meanwhile.
 
 So the controller leaves each worker group's placement group id in the trial's Tune directory
 (`GroupNoted`, a Ray Train callback), and the trial's next attempt removes the group named
-there, if Ray still has it, before its trainer asks for a new one (`remove_left_group`).
+there, if Ray still has it, before its trainer asks for a new one (`remove_left_group`); the
+driver's recorder does the same for a trial that failed with no retry left.
 """
 
 from __future__ import annotations

@@ -279,10 +279,10 @@ class SweepRecorder(tune.Callback):
         """Remove the placement group a failed worker-group trial's dead process left
         (raysweep.left_groups), so the next trials can have its CPUs and GPUs at once."""
         from raysweep.left_groups import remove_left_group
-        from raysweep.storage import filesystem
+        from raysweep.trainables import trial_dir_of
 
         try:
-            remove_left_group(*filesystem(f"{self.experiment_path.rstrip('/')}/{trial_id}"))
+            remove_left_group(*trial_dir_of(self.experiment_path, trial_id))
         except Exception as exc:  # noqa: BLE001 - best effort: Ray Train's cleaner removes it later
             log.warning("%s: could not free its placement group: %s", trial_id, exc)
 

@@ -113,11 +113,12 @@ ENDED_FILES = (DONE_FILE, FAILED_FILE)
 
 def _trial_dir(storage: str, experiment: str, trial_id: str) -> tuple[Any, str]:
     """The pyarrow filesystem and path of a trial's Tune directory (local path or URI)."""
-    return _trial_dir_of(f"{storage.rstrip('/')}/{experiment}", trial_id)
+    return trial_dir_of(f"{storage.rstrip('/')}/{experiment}", trial_id)
 
 
-def _trial_dir_of(experiment_path: str, trial_id: str) -> tuple[Any, str]:
-    """The same, from `<storage>/<experiment dir>` (what the driver's recorder knows)."""
+def trial_dir_of(experiment_path: str, trial_id: str) -> tuple[Any, str]:
+    """The pyarrow filesystem and path of a trial's Tune directory, from
+    `<storage>/<experiment dir>` (what the driver's recorder knows)."""
     fs, root = filesystem(experiment_path)
     return fs, f"{root.rstrip('/')}/{trial_id}"
 
@@ -189,7 +190,7 @@ def mark_failed(experiment_path: str, trial_id: str, reason: str) -> None:
     """Leave in the trial's Tune directory that the driver recorded it failed (`ended_before`).
 
     `experiment_path` is `<storage>/<experiment dir>` (a local path or a URI)."""
-    fs, trial_dir = _trial_dir_of(experiment_path, trial_id)
+    fs, trial_dir = trial_dir_of(experiment_path, trial_id)
     fs.create_dir(trial_dir, recursive=True)
     with fs.open_output_stream(f"{trial_dir}/{FAILED_FILE}") as fh:
         fh.write(json.dumps({"error": reason}).encode())
@@ -201,7 +202,7 @@ def read_done(experiment_path: str, trial_id: str) -> dict[str, Any] | None:
     `experiment_path` is `<storage>/<experiment dir>` (a local path or a URI)."""
     import pyarrow.fs
 
-    fs, trial_dir = _trial_dir_of(experiment_path, trial_id)
+    fs, trial_dir = trial_dir_of(experiment_path, trial_id)
     done = f"{trial_dir}/{DONE_FILE}"
     if fs.get_file_info(done).type != pyarrow.fs.FileType.File:
         return None
