@@ -22,8 +22,6 @@ from typing import Any
 
 from ray.train.v2._internal.execution.callback import WorkerGroupCallback
 
-from raysweep.storage import filesystem
-
 GROUP_FILE = "raysweep-placement-group"  # in a trial's Tune directory: its worker group's id
 
 log = logging.getLogger(__name__)
@@ -31,16 +29,20 @@ log = logging.getLogger(__name__)
 
 class GroupNoted(WorkerGroupCallback):
     """Leaves the id of each worker group's placement group in the trial's Tune directory
-    (`trial_dir`, a local path or a URI). Runs in the trial's Ray Train controller."""
+    (under `experiment_path`, `<storage>/<experiment dir>`, a local path or a URI). Runs in the
+    trial's Ray Train controller."""
 
-    def __init__(self, trial_dir: str) -> None:
-        self.trial_dir = trial_dir
+    def __init__(self, experiment_path: str, trial_id: str) -> None:
+        self.experiment_path = experiment_path
+        self.trial_id = trial_id
 
     def after_worker_group_start(self, worker_group: Any) -> None:
+        from raysweep.trainables import trial_dir_of
+
         group = worker_group.get_worker_group_state().placement_group_handle.placement_group
         try:
-            fs, root = filesystem(self.trial_dir)
-            with fs.open_output_stream(f"{root.rstrip('/')}/{GROUP_FILE}") as fh:
+            fs, trial_dir = trial_dir_of(self.experiment_path, self.trial_id)
+            with fs.open_output_stream(f"{trial_dir}/{GROUP_FILE}") as fh:
                 fh.write(group.id.hex().encode())
         except Exception as exc:  # noqa: BLE001 - best effort: the training must not fail on it
             log.warning("could not note placement group %s: %s", group.id.hex(), exc)

@@ -113,7 +113,12 @@ ENDED_FILES = (DONE_FILE, FAILED_FILE)
 
 def _trial_dir(storage: str, experiment: str, trial_id: str) -> tuple[Any, str]:
     """The pyarrow filesystem and path of a trial's Tune directory (local path or URI)."""
-    return trial_dir_of(f"{storage.rstrip('/')}/{experiment}", trial_id)
+    return trial_dir_of(experiment_path(storage, experiment), trial_id)
+
+
+def experiment_path(storage: str, experiment: str) -> str:
+    """`<storage>/<experiment dir>`: where Tune keeps a sweep's trial directories."""
+    return f"{storage.rstrip('/')}/{experiment}"
 
 
 def trial_dir_of(experiment_path: str, trial_id: str) -> tuple[Any, str]:
@@ -398,7 +403,7 @@ def train_with_workers(trial: dict[str, Any], run: RunSettings, req: TrialResour
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[
                 ForwardReports(reports),  # not Ray's TuneReportCallback: train_reports says why
-                GroupNoted(f"{run['storage'].rstrip('/')}/{experiment}/{trial['trial_id']}"),
+                GroupNoted(experiment_path(run["storage"], experiment), trial["trial_id"]),
                 *placement.deadline_callbacks(trial["trial_id"], timeout, req),
             ],
         ),

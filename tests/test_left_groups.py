@@ -12,6 +12,7 @@ from pathlib import Path
 SCRIPT = textwrap.dedent(
     """
     import sys
+    from pathlib import Path
     from types import SimpleNamespace
 
     import pyarrow.fs
@@ -31,7 +32,7 @@ SCRIPT = textwrap.dedent(
     worker_group = SimpleNamespace(
         get_worker_group_state=lambda: SimpleNamespace(placement_group_handle=handle)
     )
-    GroupNoted(trial_dir).after_worker_group_start(worker_group)
+    GroupNoted(str(Path(trial_dir).parent), "t000").after_worker_group_start(worker_group)
     assert (fs.get_file_info(f"{trial_dir}/{GROUP_FILE}").type == pyarrow.fs.FileType.File)
 
     # The attempt died; the next one removes the group, and the CPUs are free again.
