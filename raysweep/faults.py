@@ -13,6 +13,8 @@ written in `$RAYSWEEP_HOLD` with `:` and `*` replaced by `-` and `any`.
 
 Points (docs/architecture.md says what a kill at each leaves behind and how `--resume` ends it):
 
+- `run_created`       the driver's MLflow writer: a run created, its params not logged yet (trial
+                      id: a trial's run; `sweep`: the parent's).
 - `before_trials`     the driver: parent run created, before Tune starts any trial.
 - `mid_epoch`         a trial's rank 0: halfway through an epoch's steps (epoch = the one running).
 - `after_checkpoint`  a trial's rank 0: the epoch's result and checkpoint were handed to Ray.
@@ -33,6 +35,7 @@ from pathlib import Path
 ENV_HOLD = "RAYSWEEP_HOLD"
 ENV_DIR = "RAYSWEEP_HOLD_DIR"
 POINTS = (
+    "run_created",
     "before_trials",
     "mid_epoch",
     "after_checkpoint",

@@ -29,7 +29,7 @@ from raysweep.records import (
     TrialOutcome,
     TrialStatus,
 )
-from raysweep.tracking import MlflowWriter
+from raysweep.tracking import MlflowWriter, trial_params
 from raysweep.trial_errors import error_reason
 
 log = logging.getLogger(__name__)
@@ -102,15 +102,15 @@ class SweepRecorder(tune.Callback):
             TAG_OVERRIDES: json.dumps(t.overrides, sort_keys=True),
             TAG_STATUS: TrialStatus.RUNNING,
         }
+        config = t.config.model_dump(mode="json")
         if out.run_id is None:
-            config = t.config.model_dump(mode="json")
             # Not waited for: the writer may be busy logging an earlier trial's model, and
             # Tune's event loop (which starts the next trials) must not wait behind it.
             out.run_id = self.writer.submit(
                 self.writer.create_child, self.parent_id, t.name, tags, config
             )
         else:  # resumed: the same MLflow run goes on
-            self.writer.submit(self.writer.reopen, out.run_id, tags)
+            self.writer.submit(self.writer.reopen, out.run_id, tags, trial_params(config))
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -140,9 +140,9 @@ class SweepRecorder(tune.Callback):
         out.metrics = dict(result)
         out.checkpoint_path = result.get("checkpoint_path") or out.checkpoint_path
         if out.run_id:
-            self.writer.submit(self.writer.log_epoch, out.run_id, out.metrics)
-            if first:
+            if first:  # before the epoch: `--resume` logs it again only if no epoch landed
                 self._log_where(out, result)
+            self.writer.submit(self.writer.log_epoch, out.run_id, out.metrics)
         self.console.trial_result(out, self.outcomes)
 
     def _log_missed(self, out: TrialOutcome, before: list[dict[str, Any]], upto: int) -> None:

@@ -100,6 +100,9 @@ TAG_STATUS = "raysweep.status"
 # On a sweep's parent run made with `--study`: the studies it runs, comma-separated in file
 # order (absent: every study). `--resume` continues the newest parent of the same selection.
 TAG_SELECTED_STUDIES = "raysweep.selected_studies"
+# On a sweep's parent run: where its Tune experiment is (`--resume` restores it from there).
+TAG_EXPERIMENT_DIR = "raysweep.experiment_dir"
+TAG_STORAGE = "raysweep.storage"
 TAG_OVERRIDES = "raysweep.overrides"  # JSON: what the sweep set for the trial
 TAG_ERROR = "raysweep.error"  # on a failed trial's run: its error in a few words
 

@@ -16,9 +16,11 @@ from raysweep.errors import UserError
 from raysweep.plan import Trial
 from raysweep.records import (
     TAG_ERROR,
+    TAG_EXPERIMENT_DIR,
     TAG_OVERRIDES,
     TAG_SELECTED_STUDIES,
     TAG_STATUS,
+    TAG_STORAGE,
     TAG_TRIAL,
     TrialOutcome,
     TrialStatus,
@@ -41,8 +43,8 @@ def find_previous(writer: MlflowWriter, name: str, studies: tuple[str, ...] = ()
     run = newest_parent(writer, name, studies)
     return Previous(
         parent_id=run.info.run_id,
-        experiment_dir=run.data.tags["raysweep.experiment_dir"],
-        storage=run.data.params.get("storage", ""),
+        experiment_dir=run.data.tags[TAG_EXPERIMENT_DIR],
+        storage=run.data.tags.get(TAG_STORAGE, ""),
     )
 
 

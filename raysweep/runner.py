@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -32,8 +33,10 @@ from raysweep.ray_session import (
     storage_uri,
 )
 from raysweep.records import (
+    TAG_EXPERIMENT_DIR,
     TAG_SELECTED_STUDIES,
     TAG_STATUS,
+    TAG_STORAGE,
     SweepStatus,
     TrialOutcome,
     TrialStatus,
@@ -150,6 +153,7 @@ def run_sweep(
         check_storage_reach(storage)
         requests, parallel = plan_resources(spec, cluster, options.max_concurrent, options.studies)
         writer = opening.result()
+    record = _parent_record(spec, trials, sweep_text, requests)
     if options.resume:
         from raysweep.resume import find_previous, restore_outcomes, restore_searched
 
@@ -163,12 +167,10 @@ def run_sweep(
             set_replay(points)
         else:
             outcomes = restore_outcomes(writer, parent_id, trials)
-        writer.submit(writer.reopen, parent_id, {TAG_STATUS: SweepStatus.RUNNING})
+        _reopen_parent(writer, parent_id, record)
     else:
         experiment_dir = experiment_dir_name(spec)
-        parent_id = _start_parent(
-            writer, spec, trials, sweep_text, requests, storage, experiment_dir, options.studies
-        )
+        parent_id = _start_parent(writer, spec, record, storage, experiment_dir, options.studies)
         outcomes = {t.trial_id: TrialOutcome(t) for t in trials}
     console.sweep_started(spec, trials, requests, parallel, tracking_uri, writer.experiment_id)
     console.say(f"raysweep: other libraries' messages (Ray, MLflow, warnings): {library_log.path}")
@@ -289,22 +291,22 @@ def _mark_killed(writer: MlflowWriter, outcomes: dict[str, TrialOutcome]) -> boo
     return killed
 
 
-def _start_parent(
-    writer: MlflowWriter,
-    spec: SweepSpec,
-    trials: list[Trial],
-    sweep_text: str,
-    requests: dict[str, TrialResources],
-    storage: str,
-    experiment_dir: str,
-    studies: tuple[str, ...],
-) -> str:
-    tags = {"raysweep.role": "sweep", "raysweep.experiment_dir": experiment_dir}
-    if studies:  # `--study`: what `--resume` matches on
-        tags[TAG_SELECTED_STUDIES] = ",".join(studies)
-    parent_id = writer.start_parent(
-        f"{spec.name} sweep",
-        tags=tags,
+@dataclass(frozen=True)
+class ParentRecord:
+    """What the sweep's parent run records besides its tags: params, and files (name: text)."""
+
+    params: dict[str, Any]
+    files: dict[str, str]
+
+
+def _parent_record(
+    spec: SweepSpec, trials: list[Trial], sweep_text: str, requests: dict[str, TrialResources]
+) -> ParentRecord:
+    planned: Any = [t.to_json() for t in trials]
+    if is_adaptive(spec):  # the trials are made as results arrive: the plan is the space
+        study = tpe_study(spec)
+        planned = {"mode": "tpe", "samples": study.samples, "axes": study.axes, "set": study.set}
+    return ParentRecord(
         params={
             "trials": tpe_study(spec).samples if is_adaptive(spec) else len(trials),
             "modes": ",".join(sorted({s.mode for s in spec.sweep.studies})),
@@ -312,17 +314,36 @@ def _start_parent(
             "metric": spec.sweep.metric,
             "goal": spec.sweep.goal,
             **request_params(requests),
-            "storage": storage,
         },
+        files={"sweep.yaml": sweep_text, "plan.json": json.dumps(planned, indent=1)},
     )
-    writer.submit(writer.log_text, parent_id, sweep_text, "sweep.yaml")
-    planned: Any = [t.to_json() for t in trials]
-    if is_adaptive(spec):  # the trials are made as results arrive: the plan is the space
-        study = tpe_study(spec)
-        planned = {"mode": "tpe", "samples": study.samples, "axes": study.axes, "set": study.set}
-    plan_json = json.dumps(planned, indent=1)
-    writer.submit(writer.log_text, parent_id, plan_json, "plan.json")
+
+
+def _start_parent(
+    writer: MlflowWriter,
+    spec: SweepSpec,
+    record: ParentRecord,
+    storage: str,
+    experiment_dir: str,
+    studies: tuple[str, ...],
+) -> str:
+    # What `--resume` needs is in the tags, set as the run is created: a crash before its
+    # params and files are logged (`_reopen_parent` logs them then) still leaves a resumable run.
+    tags = {"raysweep.role": "sweep", TAG_EXPERIMENT_DIR: experiment_dir, TAG_STORAGE: storage}
+    if studies:  # `--study`: what `--resume` matches on
+        tags[TAG_SELECTED_STUDIES] = ",".join(studies)
+    parent_id = writer.start_parent(f"{spec.name} sweep", tags=tags, params=record.params)
+    for name, text in record.files.items():
+        writer.submit(writer.log_text, parent_id, text, name)
     return parent_id
+
+
+def _reopen_parent(writer: MlflowWriter, parent_id: str, record: ParentRecord) -> None:
+    """The resumed sweep's parent RUNNING again, with what a crash right after its creation
+    left out (params, files)."""
+    tags = {TAG_STATUS: SweepStatus.RUNNING}
+    writer.submit(writer.reopen, parent_id, tags, record.params)
+    writer.submit(writer.log_missing_texts, parent_id, record.files)
 
 
 def _log_report(

@@ -102,6 +102,10 @@ def trial_params(config: dict[str, Any]) -> dict[str, str]:
     return {k: json.dumps(v) if isinstance(v, list | dict) else str(v) for k, v in flatten(config)}
 
 
+def _param_values(params: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v)[:6000] for k, v in params.items()}
+
+
 def set_mlflow_http_defaults() -> None:
     """`MLFLOW_HTTP_ENV` for this process, each unless the user set it."""
     for key, value in MLFLOW_HTTP_ENV.items():
@@ -174,7 +178,8 @@ class MlflowWriter(WriteQueue):
         if run_id is None:
             run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
             run_id = run.info.run_id
-        self._log_params(run_id, {k: str(v)[:6000] for k, v in params.items()})
+            faults.hold("run_created", "sweep")
+        self._log_params(run_id, _param_values(params))
         return run_id
 
     def _find_run(self, run_name: str, tags: dict[str, str], since_ms: int) -> str | None:
@@ -192,6 +197,20 @@ class MlflowWriter(WriteQueue):
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         """Params on a run (logging the same value again is a no-op in MLflow)."""
         self._log_params(run_id, params)
+
+    def log_missing_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Those of `params` the run does not have yet (a crash between creating a run and
+        logging its params left it without them). One it has keeps its value: MLflow params
+        cannot change, and a resumed sweep may see other values (another cluster's resources)."""
+        have = self.client.get_run(run_id).data.params
+        self._log_params(run_id, {k: v for k, v in _param_values(params).items() if k not in have})
+
+    def log_missing_texts(self, run_id: str, texts: dict[str, str]) -> None:
+        """Those of `texts` (file name: content) not yet among the run's top-level files."""
+        have = {Path(f.path).name for f in self.client.list_artifacts(run_id)}
+        for name, text in texts.items():
+            if name not in have:
+                self.log_text(run_id, text, name)
 
     def _log_params(self, run_id: str, params: dict[str, str]) -> None:
         """Params in batches of 100 (logging the same value again is a no-op in MLflow)."""
@@ -228,6 +247,7 @@ class MlflowWriter(WriteQueue):
                 tags={"mlflow.parentRunId": parent_id, **tags},
             )
             run_id = run.info.run_id
+            faults.hold("run_created", tags.get(TAG_TRIAL, ""))
         self._log_params(run_id, trial_params(config))
         return run_id
 
@@ -277,9 +297,11 @@ class MlflowWriter(WriteQueue):
         report); same-named artifacts are replaced, so a retry records nothing twice."""
         self.client.log_artifacts(run_id, str(path))
 
-    def reopen(self, run_id: str, tags: dict[str, str]) -> None:
-        """A resumed trial's run is RUNNING again."""
+    def reopen(self, run_id: str, tags: dict[str, str], params: dict[str, Any]) -> None:
+        """A resumed run (a trial's or the sweep's) is RUNNING again, with the `params` it
+        was created for where a crash came before they were logged."""
         self.client.update_run(run_id, status="RUNNING")
+        self.log_missing_params(run_id, params)
         self.log_final(run_id, {}, tags)
 
     def end(self, run_id: str, status: str) -> None:

@@ -23,7 +23,7 @@ from ray.tune.experiment.trial import Trial as TuneTrial
 from raysweep.config import SweepSpec
 from raysweep.plan import Trial, expand
 from raysweep.progress import Console
-from raysweep.records import TAG_TRIAL
+from raysweep.records import TAG_EXPERIMENT_DIR, TAG_STORAGE, TAG_TRIAL
 from raysweep.tracking import MLFLOW_HTTP_ENV, MlflowWriter
 
 NAME = "unit"
@@ -184,8 +184,8 @@ class Store:
 
     def start_parent(self, **params: Any) -> str:
         """A sweep's parent run, as `runner` creates it."""
-        tags = {"raysweep.role": "sweep", "raysweep.experiment_dir": EXPERIMENT_DIR}
-        return self.writer.start_parent(f"{NAME} sweep", tags, {"storage": "/s", **params})
+        tags = {"raysweep.role": "sweep", TAG_EXPERIMENT_DIR: EXPERIMENT_DIR, TAG_STORAGE: "/s"}
+        return self.writer.start_parent(f"{NAME} sweep", tags, params)
 
     def children(self, parent_id: str) -> dict[str, Any]:
         """The child runs of `parent_id` by trial id (every child must have a distinct one)."""

@@ -6,9 +6,10 @@ promises: after `--resume` (or the trial's own retries) the sweep exits 0 with e
 MLflow run per trial, each FINISHED with its model and a gap-free, repeat-free epoch history,
 one FINISHED parent, nothing RUNNING.
 
-- Ctrl-C once while a trial trains (parent KILLED and tagged interrupted, exit 130, the way
-  back printed), then the driver killed (SIGKILL of its whole session, local Ray included) at
-  each driver-side and trial-side point in turn, `--resume` after each: one sweep goes
+- The driver killed as it makes the parent run (before its params and files), then Ctrl-C
+  once while a trial trains (parent KILLED and tagged interrupted, exit 130, the way back
+  printed), then the driver killed (SIGKILL of its whole session, local Ray included) at each
+  other driver-side and trial-side point in turn, `--resume` after each: one sweep goes
   through all of them.
 - Tune's saved state naming a checkpoint that is gone (its `num_to_keep` deleted it before it
   saved again), then `--resume`: the trial goes on from the newest checkpoint on disk.
@@ -88,10 +89,17 @@ def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
     assert parents[0].data.tags["raysweep.status"] == "done"
     assert sorted(r.data.tags["raysweep.trial_id"] for r in children) == trials
     by_trial = {r.data.tags["raysweep.trial_id"]: r for r in children}
+    assert parents[0].data.params["trials"] == str(len(trials)), parents[0].data.params
+    files = {f.path for f in client.list_artifacts(parents[0].info.run_id)}
+    assert {"sweep.yaml", "plan.json"} <= files, files
     mlflow.set_tracking_uri(uri)
     for trial_id, child in by_trial.items():
         assert child.info.status == "FINISHED", (trial_id, child.info.status)
         assert child.data.tags["raysweep.status"] == "finished", (trial_id, child.data.tags)
+        # Its resolved config and its model's size, though a kill may have come in between.
+        params = child.data.params
+        assert float(params["train.optimizer.lr"]) > 0 and int(params["num_params"]) > 0, params
+        assert child.data.tags["raysweep.host"], child.data.tags
         for metric in ("test_acc", "train_loss"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
             assert sorted(steps) == list(range(1, EPOCHS + 1)), (trial_id, metric, steps)
@@ -110,7 +118,8 @@ def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
 
 def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) -> None:
     """One sweep (t000 then t001), stopped at each point in turn and resumed each time: first
-    Ctrl-C while t000 trains, then SIGKILL of the driver's whole session at every point."""
+    killed as its parent run is made, Ctrl-C while t000 trains, then SIGKILL of the driver's
+    whole session at every other point."""
     from mlflow.tracking import MlflowClient
 
     spec = _spec(write_sweep, "kill-matrix")
@@ -118,11 +127,14 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
     holds = Holds(tmp_path / "holds")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
+    # Killed as the parent run is made, before its params and files: it can be resumed.
+    held = _run_until(holds, run, tmp_path, tmp_path / "made.log", "run_created:sweep")
+    assert held["point"] == "run_created", held
     # Ctrl-C once: every unfinished trial KILLED, the parent KILLED and tagged interrupted,
     # the way back printed, exit 130.
     log = tmp_path / "ctrl-c.log"
     point = "mid_epoch:t000:1"
-    proc = start_cli(run, tmp_path, log, env=holds.env(point))
+    proc = start_cli([*run, "--resume"], tmp_path, log, env=holds.env(point))
     holds.wait(point, proc, log)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=600) == 130, log.read_text()
@@ -139,6 +151,7 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
         "mid_epoch:t000:2",  # t000 half-way through epoch 2 (epoch 1 checkpointed)
         "after_checkpoint:t000:2",  # t000's epoch-2 checkpoint handed to Ray
         "trial_ended:t000",  # t000's last result in, its MLflow run not closed
+        "run_created:t001",  # t001's MLflow run made, its params not logged
         "model_logging:t001",  # t001's files logged, its model next
         "report",  # the end-of-run report logged, the parent not ended
     ]

@@ -271,9 +271,9 @@ def test_complete_takes_its_status_from_the_last_result(
     # completely recorded.
     assert [name for name, _ in sweep.store.calls] == [
         "create_child",
-        "log_epoch",
         "log_final",  # where it runs
-        "log_params",  # its model's size
+        "log_params",  # its model's size (both before the first epoch: `--resume` redoes
+        "log_epoch",  # them only if no epoch landed)
         "log_epoch",
         "hold",  # the `trial_ended` fault point
         "log_final",  # the final metrics, epochs_run
@@ -337,9 +337,9 @@ def test_error_ends_the_run_failed_with_its_error_txt(sweep: Sweep, tmp_path: Pa
     assert sweep.store.artifact_text(run.info.run_id, "error.txt") == error_file.read_text()
     assert [name for name, _ in sweep.store.calls] == [
         "create_child",
-        "log_epoch",
         "log_final",
         "log_params",
+        "log_epoch",
         "log_text",  # error.txt
         "hold",
         "log_final",

@@ -18,7 +18,9 @@ from raysweep.recorder import SweepRecorder
 from raysweep.records import (
     FINAL_KEYS,
     TAG_ERROR,
+    TAG_EXPERIMENT_DIR,
     TAG_STATUS,
+    TAG_STORAGE,
     TAG_TRIAL,
     TrialOutcome,
     TrialStatus,
@@ -26,6 +28,7 @@ from raysweep.records import (
 from raysweep.resume import Previous, find_previous, restore_outcomes
 from tests.fakes import (
     NAME,
+    NUM_PARAMS,
     Store,
     events,
     make_console,
@@ -101,10 +104,10 @@ def test_find_previous_takes_the_newest_parent_run(store: Store) -> None:
     client, experiment = store.client, store.writer.experiment_id
 
     def parent(start_ms: int, directory: str, storage: str | None) -> str:
-        tags = {"raysweep.role": "sweep", "raysweep.experiment_dir": directory}
-        run = client.create_run(experiment, start_time=start_ms, tags=tags, run_name="p")
+        tags = {"raysweep.role": "sweep", TAG_EXPERIMENT_DIR: directory}
         if storage is not None:
-            client.log_param(run.info.run_id, "storage", storage)
+            tags[TAG_STORAGE] = storage
+        run = client.create_run(experiment, start_time=start_ms, tags=tags, run_name="p")
         return run.info.run_id
 
     older = parent(1_000_000, "unit-older", "/storage/a")
@@ -312,3 +315,71 @@ def test_the_retry_line_counts_the_failures_tune_counts(resumed: Resumed, tmp_pa
     assert events(resumed.console)[-1] == (
         "t003 retrying  failure 2 of 5 allowed: RuntimeError: worker died"
     )
+
+
+# ---- a run the driver died making (fault point run_created) ------------------------------------
+
+
+def test_a_trial_run_killed_before_its_params_gets_them_when_it_goes_on(
+    store: Store, trials: list[Trial]
+) -> None:
+    """The driver died between creating t000's run and logging anything else on it: `--resume`
+    goes on in that run and logs its params, and (no epoch landed) where it ran and its size."""
+    from raysweep.records import PARAM_NUM_PARAMS
+    from raysweep.tracking import trial_params
+
+    parent_id = store.start_parent()
+    t0 = trials[0]
+    tags = {
+        "mlflow.parentRunId": parent_id,
+        TAG_TRIAL: t0.trial_id,
+        "raysweep.fingerprint": t0.fingerprint,
+        TAG_STATUS: "running",
+    }
+    run_id = store.client.create_run(store.writer.experiment_id, tags=tags).info.run_id
+    outcomes = restore_outcomes(store.writer, parent_id, trials)
+    console, _ = make_console(len(trials))
+    recorder = SweepRecorder(store.writer, parent_id, outcomes, console, store.experiment_path)
+    fake = tune_trial(t0)
+    recorder.on_trial_start(0, [], fake)
+    recorder.on_trial_result(0, [], fake, result(1, 0.5, host="h1"))
+    assert store.writer.wait(grace_s=0)
+
+    assert store.writes("create_child") == []
+    run = store.client.get_run(run_id)
+    expected = trial_params(t0.config.model_dump(mode="json"))
+    assert run.data.params == {**expected, PARAM_NUM_PARAMS: str(NUM_PARAMS)}
+    assert run.data.params["train.optimizer.lr"] == str(t0.config.train.optimizer.lr)
+    assert run.data.tags["raysweep.host"] == "h1"
+    assert store.history(run_id) == [(1, 0.5)]
+
+
+def test_reopen_logs_only_the_params_a_run_lacks(store: Store) -> None:
+    """A resumed sweep may see another value (another cluster's resources): the first stays, and
+    MLflow's refusal to change a param does not stop the resume."""
+    parent_id = store.start_parent(trials=4, cpus="1")
+    store.writer.reopen(parent_id, {TAG_STATUS: "running"}, {"trials": 4, "cpus": 2, "gpus": 0})
+    assert store.client.get_run(parent_id).data.params == {"trials": "4", "cpus": "1", "gpus": "0"}
+
+
+def test_a_resumed_parent_gets_the_files_a_crash_left_out(store: Store) -> None:
+    """Killed at `run_created:sweep`, the parent has its tags only: `--resume` logs its params
+    and files; a file it has is not replaced (the sweep file as the sweep started)."""
+    from raysweep.runner import ParentRecord, _reopen_parent
+
+    parent_id = store.client.create_run(store.writer.experiment_id).info.run_id
+    store.writer.log_text(parent_id, "first: 1\n", "sweep.yaml")
+    record = ParentRecord(
+        params={"trials": 2}, files={"sweep.yaml": "edited: 2\n", "plan.json": "[]"}
+    )
+    _reopen_parent(store.writer, parent_id, record)
+    assert store.writer.wait(grace_s=0)
+
+    run = store.client.get_run(parent_id)
+    assert run.info.status == "RUNNING" and run.data.params == {"trials": "2"}
+    assert run.data.tags[TAG_STATUS] == "running"
+    texts = {
+        name: Path(store.client.download_artifacts(parent_id, name)).read_text()
+        for name in ("sweep.yaml", "plan.json")
+    }
+    assert texts == {"sweep.yaml": "first: 1\n", "plan.json": "[]"}
