@@ -23,7 +23,9 @@ from raysweep.records import (
     FINAL_KEYS,
     PARAM_NUM_PARAMS,
     TAG_ERROR,
+    TAG_FINGERPRINT,
     TAG_OVERRIDES,
+    TAG_RESTARTS,
     TAG_STATUS,
     TAG_TRIAL,
     TrialOutcome,
@@ -95,7 +97,7 @@ class SweepRecorder(tune.Callback):
         tags = {
             TAG_TRIAL: t.trial_id,
             "raysweep.studies": ",".join(t.studies),
-            "raysweep.fingerprint": t.fingerprint,
+            TAG_FINGERPRINT: t.fingerprint,
             # How it trains (its study's resources): `inline` or `torch_trainer`.
             "raysweep.executor": "inline" if t.resources.inline else "torch_trainer",
             # What the sweep set for this trial: `--resume` of an adaptive search reads it back.
@@ -125,7 +127,7 @@ class SweepRecorder(tune.Callback):
             out.restarts += 1
             self.console.trial_resumed(out, resumed_from)
             if out.run_id:
-                tags = {"raysweep.restarts": str(out.restarts)}
+                tags = {TAG_RESTARTS: str(out.restarts)}
                 self.writer.submit(self.writer.log_final, out.run_id, {}, tags)
             self._log_missed(out, result.get("epochs_before") or [], resumed_from)
         if epoch <= out.last_epoch:

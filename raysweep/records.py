@@ -97,6 +97,9 @@ PARAM_NUM_PARAMS = "num_params"  # a run param: the model's parameter count
 
 TAG_TRIAL = "raysweep.trial_id"
 TAG_STATUS = "raysweep.status"
+TAG_FINGERPRINT = "raysweep.fingerprint"  # a trial's config, hashed: `--resume` checks it
+TAG_RESTARTS = "raysweep.restarts"  # how often a trial went on from a checkpoint, all runs
+TAG_ROLE = "raysweep.role"  # `sweep` on a sweep's parent run
 # On a sweep's parent run made with `--study`: the studies it runs, comma-separated in file
 # order (absent: every study). `--resume` continues the newest parent of the same selection.
 TAG_SELECTED_STUDIES = "raysweep.selected_studies"

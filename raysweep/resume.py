@@ -17,7 +17,10 @@ from raysweep.plan import Trial
 from raysweep.records import (
     TAG_ERROR,
     TAG_EXPERIMENT_DIR,
+    TAG_FINGERPRINT,
     TAG_OVERRIDES,
+    TAG_RESTARTS,
+    TAG_ROLE,
     TAG_SELECTED_STUDIES,
     TAG_STATUS,
     TAG_STORAGE,
@@ -59,7 +62,7 @@ def newest_parent(writer: MlflowWriter, name: str, studies: tuple[str, ...]) -> 
     while True:
         page = writer.client.search_runs(
             [writer.experiment_id],
-            filter_string="tags.`raysweep.role` = 'sweep'",
+            filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
             order_by=["attributes.start_time DESC"],
             max_results=200,
             page_token=token,
@@ -92,7 +95,7 @@ def restore_outcomes(
     for child in _children(writer, parent_id):
         trial_id = child.data.tags.get(TAG_TRIAL, "")
         out = outcomes.get(trial_id)
-        if out is None or child.data.tags.get("raysweep.fingerprint") != out.trial.fingerprint:
+        if out is None or child.data.tags.get(TAG_FINGERPRINT) != out.trial.fingerprint:
             raise _changed(trial_id)
         _restore_child(writer, child, out)
     return outcomes
@@ -121,7 +124,7 @@ def restore_searched(
         except UserError:
             raise _changed(trial_id) from None
         if len(point) != len(study.axes) or (
-            child.data.tags.get("raysweep.fingerprint") != trial.fingerprint
+            child.data.tags.get(TAG_FINGERPRINT) != trial.fingerprint
         ):
             raise _changed(trial_id)
         outcomes[trial_id] = out = TrialOutcome(trial)
@@ -148,7 +151,7 @@ def _changed(trial_id: str) -> UserError:
 def _restore_child(writer: MlflowWriter, child: Any, out: TrialOutcome) -> None:
     """What MLflow says one trial did: its run, restarts and epochs, and whether it ended."""
     out.run_id = child.info.run_id
-    out.restarts = int(child.data.tags.get("raysweep.restarts", 0))  # counts on across runs
+    out.restarts = int(child.data.tags.get(TAG_RESTARTS, 0))  # counts on across runs
     history = writer.client.get_metric_history(out.run_id, "test_acc")
     out.last_epoch = max((m.step for m in history), default=0)
     status = child.data.tags.get(TAG_STATUS, "")

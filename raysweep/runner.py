@@ -34,6 +34,7 @@ from raysweep.ray_session import (
 )
 from raysweep.records import (
     TAG_EXPERIMENT_DIR,
+    TAG_ROLE,
     TAG_SELECTED_STUDIES,
     TAG_STATUS,
     TAG_STORAGE,
@@ -329,7 +330,7 @@ def _start_parent(
 ) -> str:
     # What `--resume` needs is in the tags, set as the run is created: a crash before its
     # params and files are logged (`_reopen_parent` logs them then) still leaves a resumable run.
-    tags = {"raysweep.role": "sweep", TAG_EXPERIMENT_DIR: experiment_dir, TAG_STORAGE: storage}
+    tags = {TAG_ROLE: "sweep", TAG_EXPERIMENT_DIR: experiment_dir, TAG_STORAGE: storage}
     if studies:  # `--study`: what `--resume` matches on
         tags[TAG_SELECTED_STUDIES] = ",".join(studies)
     parent_id = writer.start_parent(f"{spec.name} sweep", tags=tags, params=record.params)

@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from raysweep.errors import UserError
-from raysweep.records import TAG_STATUS, TAG_TRIAL
+from raysweep.records import TAG_ROLE, TAG_STATUS, TAG_TRIAL
 from raysweep.tracking import resolve_tracking_uri
 
-TAG_ROLE = "raysweep.role"
 TAG_PARENT = "mlflow.parentRunId"
 
 
@@ -127,7 +126,7 @@ def find_parent(store: Store, parent_id: str | None = None) -> Any:
     if not parents:
         raise UserError(
             f"experiment {store.experiment_name!r} has no raysweep sweep runs "
-            "(no run tagged raysweep.role=sweep)"
+            f"(no run tagged {TAG_ROLE}=sweep)"
         )
     return parents[0]
 
