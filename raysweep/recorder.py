@@ -177,8 +177,23 @@ class SweepRecorder(tune.Callback):
         out = self._outcome(trial)
         if out is None:
             return
+        if out.checkpoint_path is None:
+            # Restarted from its last checkpoint only to report its end again (its process died
+            # between that checkpoint and its done marker): no event of this run named one.
+            out.checkpoint_path = self._ended_checkpoint(out, trial)
         out.status = _ended_status(out.metrics)
         self._close(out)
+
+    def _ended_checkpoint(
+        self, out: TrialOutcome, trial: Any, done: dict[str, Any] | None = None
+    ) -> str | None:
+        """The checkpoint an ended trial's record is finished from where no event named it:
+        its done marker's (`done`, read if not given), else Tune's record of its latest."""
+        from raysweep.trainables import read_done
+
+        if done is None:
+            done = read_done(self.experiment_path, out.trial.trial_id) or {}
+        return done.get("checkpoint_path") or (trial.checkpoint.path if trial.checkpoint else None)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Record the trials Tune says ended that no Tune event told this recorder about.
@@ -200,9 +215,7 @@ class SweepRecorder(tune.Callback):
                 metrics = {**(trial.last_result or {}), **done}
                 if not metrics.get("epoch"):
                     continue  # no epoch ever ended: nothing to record; it stays unfinished
-                checkpoint = done.get("checkpoint_path") or (
-                    trial.checkpoint.path if trial.checkpoint else None
-                )
+                checkpoint = self._ended_checkpoint(out, trial, done)
                 self.record_ended(out, metrics, checkpoint_path=checkpoint)
 
     def record_ended(

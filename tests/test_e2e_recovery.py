@@ -149,9 +149,9 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
     points = [
         "before_trials",  # parent run created, no trial started
         "mid_epoch:t000:2",  # t000 half-way through epoch 2 (epoch 1 checkpointed)
-        "after_checkpoint:t000:2",  # t000's epoch-2 checkpoint handed to Ray
         "trial_ended:t000",  # t000's last result in, its MLflow run not closed
         "run_created:t001",  # t001's MLflow run made, its params not logged
+        "after_checkpoint:t001:3",  # t001's last checkpoint handed to Ray, its end not marked
         "model_logging:t001",  # t001's files logged, its model next
         "report",  # the end-of-run report logged, the parent not ended
     ]
@@ -161,11 +161,14 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
     last = _finish([*run, "--resume"], tmp_path, tmp_path / "last.log")
     assert "t000 epoch" not in last and "t001 epoch" not in last, last  # nothing trained again
     _check_complete(uri, "kill-matrix", ["t000", "t001"])
-    # What the resumes said along the way: t000 went on from its checkpoints, never from zero.
-    third = (tmp_path / "2.log").read_text()
-    assert "t000 resumed   from its epoch-1 checkpoint" in third, third
-    fourth = (tmp_path / "3.log").read_text()
-    assert "t000 resumed   from its epoch-2 checkpoint" in fourth, fourth
+    # What the resumes said along the way: each trial went on from its checkpoint, never from
+    # zero; t001 only to report its end again, and its record was finished from that
+    # checkpoint (it reached model_logging).
+    after_mid_epoch = (tmp_path / "2.log").read_text()
+    assert "t000 resumed   from its epoch-1 checkpoint" in after_mid_epoch, after_mid_epoch
+    after_checkpoint = (tmp_path / "5.log").read_text()
+    assert "t001 resumed   from its epoch-3 checkpoint" in after_checkpoint, after_checkpoint
+    assert "t001 epoch" not in after_checkpoint, after_checkpoint
 
 
 def test_resumed_where_tunes_saved_state_names_a_checkpoint_that_is_gone(

@@ -317,6 +317,26 @@ def test_a_worker_groups_checkpoint_comes_with_its_result(sweep: Sweep) -> None:
     ]
 
 
+@pytest.mark.parametrize("marker", [True, False], ids=["done-marker", "tunes-record"])
+def test_a_trial_that_reports_its_end_again_is_logged_from_its_last_checkpoint(
+    sweep: Sweep, tmp_path: Path, marker: bool
+) -> None:
+    """Its process died between its last checkpoint and its done marker; restarted from that
+    checkpoint, it reports its end again and no checkpoint event comes. Its record is finished
+    from the checkpoint its done marker names (written as it ended this time), else from Tune's
+    record of its latest (it had none: a model and its files were not logged at all)."""
+    trial = start(sweep, "t001")
+    trial.checkpoint = FakeCheckpoint("/tune/t001/checkpoint_000001")  # as Tune restored it
+    if marker:
+        fs, trial_dir = _trial_dir(str(tmp_path / "ray"), EXPERIMENT_DIR, "t001")
+        _mark_done(fs, trial_dir, result(2, 0.6, last=True), "/tune/t001/checkpoint_000002")
+    report(sweep, trial, result(2, 0.6, last=True, resumed_from=2))
+    sweep.recorder.on_trial_complete(0, [], trial)
+    sweep.wait()
+    expected = f"/tune/t001/checkpoint_00000{2 if marker else 1}"
+    assert sweep.store.checkpoints == [(sweep.run_id("t001"), expected, False, "t001")]
+
+
 # ---- failures ---------------------------------------------------------------------------------
 
 
