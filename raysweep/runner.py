@@ -183,7 +183,7 @@ def run_sweep(
     runnable = [t for t in trials if t.trial_id not in unbuildable]
     tuner = None
     if options.resume:
-        tuner = restore_tuner(f"{storage}/{experiment_dir}")
+        tuner = restore_tuner(f"{storage}/{experiment_dir}", console.warn)
     if tuner is None and (runnable or is_adaptive(spec)):  # new, or died before Tune saved
         tuner = build_tuner(
             spec,

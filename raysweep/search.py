@@ -41,7 +41,10 @@ class TpeSearcher(OptunaSearch):
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines are not ours
         study = tpe_study(spec)
         sampler = optuna.samplers.TPESampler(
-            seed=spec.train.seed,
+            # A new searcher in a resumed sweep (Tune's saved one lost or never saved) is given
+            # the recorded points again, and with the first run's seed would then draw the
+            # first of them again as its next random point: another seed, another draw.
+            seed=spec.train.seed + len(_REPLAY),
             n_startup_trials=startup_trials(study.samples),
             # With trials running side by side, points already handed out count as
             # (pessimistic) results, so concurrent trials do not all get the same point.

@@ -10,6 +10,7 @@ callbacks (MLflow, console progress) see every epoch.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,21 +158,31 @@ def build_tuner(
     )
 
 
-def restore_tuner(path: str) -> Any:
+def restore_tuner(path: str, warn: Callable[[str], None]) -> Any:
     """The Tuner of an interrupted sweep: finished trials stay, unfinished ones continue.
 
-    None if Tune has no experiment state there yet: the driver died before any trial started
-    (the Tuner's own pickle, written when it is built, is not enough to restore from)."""
+    None if Tune has no experiment state there yet (the driver died before any trial started;
+    the Tuner's own pickle, written when it is built, is not enough to restore from), or if the
+    state it saved last was cut short (raysweep.tune_state; `warn` says so): a new Tuner then
+    runs the trials again, each from what its directory holds."""
     import pyarrow.fs
     from ray import tune
 
     from raysweep.storage import filesystem
+    from raysweep.tune_state import unreadable_state
 
     if not tune.Tuner.can_restore(path):
         return None
     fs, root = filesystem(path)
     entries = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
     if not any(e.base_name.startswith("experiment_state") for e in entries):
+        return None
+    cut = unreadable_state(fs, root)
+    if cut is not None:
+        warn(
+            f"Tune's saved state {cut} is cut short (the driver died while Tune wrote it); "
+            "the trials go on from their checkpoints instead"
+        )
         return None
     return tune.Tuner.restore(
         path,

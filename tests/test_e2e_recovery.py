@@ -10,7 +10,8 @@ one FINISHED parent, nothing RUNNING.
   once while a trial trains (parent KILLED and tagged interrupted, exit 130, the way back
   printed), then the driver killed (SIGKILL of its whole session, local Ray included) at each
   other driver-side and trial-side point in turn, `--resume` after each: one sweep goes
-  through all of them.
+  through all of them (and once with Tune's saved state cut short, as a kill while Tune
+  copies it into storage leaves it).
 - Tune's saved state naming a checkpoint that is gone (its `num_to_keep` deleted it before it
   saved again), then `--resume`: the trial goes on from the newest checkpoint on disk.
 
@@ -158,6 +159,11 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
     for i, point in enumerate(points):
         held = _run_until(holds, [*run, "--resume"], tmp_path, tmp_path / f"{i}.log", point)
         assert held["point"] == point.split(":")[0], held
+        if point.startswith("mid_epoch"):
+            # As a kill while Tune copied its state into storage leaves it (not atomic):
+            # Tune's newest experiment state cut to nothing.
+            states = (tmp_path / "ray").glob("kill-matrix-*/experiment_state-*.json")
+            max(states).write_bytes(b"")  # (one per run; Tune reads the newest name)
     last = _finish([*run, "--resume"], tmp_path, tmp_path / "last.log")
     assert "t000 epoch" not in last and "t001 epoch" not in last, last  # nothing trained again
     _check_complete(uri, "kill-matrix", ["t000", "t001"])
@@ -166,6 +172,8 @@ def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) 
     # checkpoint (it reached model_logging).
     after_mid_epoch = (tmp_path / "2.log").read_text()
     assert "t000 resumed   from its epoch-1 checkpoint" in after_mid_epoch, after_mid_epoch
+    cut = "raysweep: warning: Tune's saved state experiment_state-"
+    assert cut in after_mid_epoch and "is cut short" in after_mid_epoch, after_mid_epoch
     after_checkpoint = (tmp_path / "5.log").read_text()
     assert "t001 resumed   from its epoch-3 checkpoint" in after_checkpoint, after_checkpoint
     assert "t001 epoch" not in after_checkpoint, after_checkpoint

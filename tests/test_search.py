@@ -170,3 +170,22 @@ def test_tpe_learns_on_a_learning_rate_search(digits_cache: Path) -> None:
     first, second = statistics.mean(tpe[:8]), statistics.mean(tpe[8:])
     assert second > first, (tpe, random)
     assert statistics.mean(tpe) > statistics.mean(random), (tpe, random)
+
+
+def test_a_new_searcher_in_a_resumed_sweep_draws_no_recorded_point_again() -> None:
+    """Tune's saved searcher lost (cut short, or never saved): a new one gets t000's and t001's
+    points back from MLflow, and its next point is not t000's again, which the first run's
+    seed would draw first."""
+    from raysweep.search import TpeSearcher, set_replay
+
+    spec = _spec(axes=AXES, samples=3)
+    first = TpeSearcher(spec, "x")
+    made = [Trial.from_json(first.suggest(f"tune-{i}")["trial"]) for i in range(2)]
+    set_replay({t.trial_id: {k: v for k, v in t.overrides.items() if k in AXES} for t in made})
+    try:
+        again = TpeSearcher(spec, "x")
+        replayed = [Trial.from_json(again.suggest(f"tune-{i}b")["trial"]) for i in range(3)]
+    finally:
+        set_replay({})
+    assert [t.fingerprint for t in replayed[:2]] == [t.fingerprint for t in made]
+    assert replayed[2].fingerprint not in {t.fingerprint for t in made}
