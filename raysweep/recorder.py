@@ -182,7 +182,19 @@ class SweepRecorder(tune.Callback):
             # between that checkpoint and its done marker): no event of this run named one.
             out.checkpoint_path = self._ended_checkpoint(out, trial)
         out.status = _ended_status(out.metrics)
+        if out.status == TrialStatus.STOPPED:
+            self._keep_stop(out)
         self._close(out)
+
+    def _keep_stop(self, out: TrialOutcome) -> None:
+        """A stopped trial's done marker, so that a crash before Tune saves the stop does not
+        let it train on after `--resume` (raysweep.trainables.mark_stopped)."""
+        from raysweep.trainables import mark_stopped
+
+        try:
+            mark_stopped(self.experiment_path, out.trial.trial_id, out.metrics, out.checkpoint_path)
+        except Exception as exc:  # noqa: BLE001 - best effort: without it, it only trains on
+            log.warning("%s: could not keep its stop in its directory: %s", out.trial.trial_id, exc)
 
     def _ended_checkpoint(
         self, out: TrialOutcome, trial: Any, done: dict[str, Any] | None = None

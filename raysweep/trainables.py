@@ -191,6 +191,16 @@ def _mark_done(fs: Any, trial_dir: str, metrics: dict[str, Any], checkpoint: str
     fs.move(draft, f"{trial_dir}/{DONE_FILE}")
 
 
+def mark_stopped(
+    experiment_path: str, trial_id: str, metrics: dict[str, Any], checkpoint: str | None
+) -> None:
+    """Leave the done marker of a trial the scheduler stopped, written by the driver (its process
+    is stopped before it writes one): a Tune restored from a state saved before the stop starts
+    the trial again, and it then reports that end again (`ended_before`) instead of training on
+    past it. `experiment_path` is `<storage>/<experiment dir>`."""
+    _mark_done(*trial_dir_of(experiment_path, trial_id), metrics, checkpoint)
+
+
 def mark_failed(experiment_path: str, trial_id: str, reason: str) -> None:
     """Leave in the trial's Tune directory that the driver recorded it failed (`ended_before`).
 

@@ -337,6 +337,27 @@ def test_a_trial_that_reports_its_end_again_is_logged_from_its_last_checkpoint(
     assert sweep.store.checkpoints == [(sweep.run_id("t001"), expected, False, "t001")]
 
 
+def test_a_stopped_trial_leaves_its_done_marker(sweep: Sweep) -> None:
+    """The scheduler stopped t001 (its process writes no done marker then): the driver leaves
+    one, so a Tune restored from a state saved before the stop, which starts t001 again, gets
+    that end reported again instead of t001 training on. A finished trial's own process
+    writes its marker: the driver leaves none for t002."""
+    from raysweep.trainables import read_done
+
+    t001, t002 = start(sweep, "t001"), start(sweep, "t002")
+    report(sweep, t001, result(1, 0.5))
+    sweep.recorder.on_checkpoint(0, [], t001, FakeCheckpoint("/tune/t001/checkpoint_000000"))
+    sweep.recorder.on_trial_complete(0, [], t001)
+    report(sweep, t002, result(1, 0.6, last=True))
+    sweep.recorder.on_trial_complete(0, [], t002)
+    sweep.wait()
+    done = read_done(sweep.store.experiment_path, "t001")
+    assert done is not None and (done["epoch"], done["is_last_epoch"]) == (1, 0), done
+    assert done["checkpoint_path"] == "/tune/t001/checkpoint_000000"
+    assert sweep.outcomes["t001"].status == "stopped"
+    assert read_done(sweep.store.experiment_path, "t002") is None
+
+
 # ---- failures ---------------------------------------------------------------------------------
 
 
