@@ -304,12 +304,14 @@ def _parent_record(
     spec: SweepSpec, trials: list[Trial], sweep_text: str, requests: dict[str, TrialResources]
 ) -> ParentRecord:
     planned: Any = [t.to_json() for t in trials]
+    count = len(trials)
     if is_adaptive(spec):  # the trials are made as results arrive: the plan is the space
         study = tpe_study(spec)
         planned = {"mode": "tpe", "samples": study.samples, "axes": study.axes, "set": study.set}
+        count = study.samples
     return ParentRecord(
         params={
-            "trials": tpe_study(spec).samples if is_adaptive(spec) else len(trials),
+            "trials": count,
             "modes": ",".join(sorted({s.mode for s in spec.sweep.studies})),
             "scheduler": spec.sweep.scheduler.name,
             "metric": spec.sweep.metric,
