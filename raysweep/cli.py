@@ -5,95 +5,20 @@ command per verb: it parses its flags, lazily imports the library function that 
 (`raysweep.commands`, `raysweep.runner`, `raysweep.outcome_report`) and calls it. Nothing heavy
 is imported here, so `raysweep --help`, `validate` and `plan` never load torch, ray or mlflow.
 
-Errors show themselves and click's standalone mode exits with their code: a `UserError` prints
-`raysweep: error: ...` (exit 2; with `--debug` after its traceback), a bad command line its usage
-line and `raysweep: error: ...` (exit 2), Ctrl-C `raysweep: interrupted` (exit 130).
+How errors look (`raysweep: error: ...`, exit 2; Ctrl-C exit 130) is the group's job:
+`raysweep.cli_errors.RaysweepGroup`.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, ClassVar
 
 import click
 
-from raysweep.errors import UserError
+from raysweep.cli_errors import RaysweepGroup, debug_flag
 
 _SWEEP_RAN = False  # set by `run` once a sweep has run in this process (see `main`)
-
-# ------------------------------------------------------------------------- how errors look
-
-
-class CommandLineError(click.UsageError):
-    """A bad command line (unknown flag, missing argument, bad value): the usage line, then
-    `raysweep: error: ...`; exit 2."""
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        """The command's usage line (when known) and one error line, on stderr."""
-        if self.ctx is not None:
-            click.echo(self.ctx.get_usage(), file=file, err=True)
-        click.echo(f"raysweep: error: {self.format_message()}", file=file, err=True)
-
-
-class Interrupted(click.ClickException):
-    """Ctrl-C while a command ran: `raysweep: interrupted`, exit 130."""
-
-    exit_code: ClassVar[int] = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-
-    def __init__(self) -> None:
-        super().__init__("interrupted")
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        """A blank line (ending the terminal's `^C`), then `raysweep: interrupted`."""
-        click.echo(file=file, err=True)
-        click.echo(f"raysweep: {self.format_message()}", file=file, err=True)
-
-
-@contextmanager
-def _raysweep_errors(debug: bool) -> Iterator[None]:
-    """Turn what click and Python raise into the errors above; a `UserError` gets its
-    traceback shown under `--debug`."""
-    try:
-        yield
-    except (click.exceptions.NoArgsIsHelpError, CommandLineError):
-        raise  # already ours, or no arguments: click prints the help (stderr, exit 2)
-    except click.UsageError as exc:
-        raise CommandLineError(exc.format_message(), exc.ctx) from None
-    except UserError as exc:
-        exc.show_traceback = debug
-        raise
-    except (KeyboardInterrupt, click.Abort):  # not EOFError: a truncated file raises it too
-        raise Interrupted() from None
-
-
-def _debug(ctx: click.Context) -> bool:
-    """Whether `raysweep --debug` was given."""
-    return bool(ctx.find_root().params.get("debug"))
-
-
-class RaysweepGroup(click.Group):
-    """The `raysweep` group: click's own, but errors (parsing its options, or anything its
-    commands raise) reach click's standalone handling as raysweep's errors."""
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        """Parse `raysweep [OPTIONS]` (a bad option is a `CommandLineError`)."""
-        with _raysweep_errors(debug=False):
-            return super().make_context(info_name, args, parent, **extra)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the command (parsing its own flags first)."""
-        with _raysweep_errors(debug=_debug(ctx)):
-            return super().invoke(ctx)
-
 
 # ------------------------------------------------------------------------ shared options
 
@@ -230,7 +155,7 @@ def run(
         address=address,
         max_concurrent=max_concurrent,
         resume=resume,
-        debug=_debug(ctx),
+        debug=debug_flag(ctx),
         studies=selected,
     )
     outcomes = run_sweep(sweep, trials, spec.read_text(), options, console)

@@ -37,7 +37,7 @@ class GroupNoted(WorkerGroupCallback):
         self.trial_id = trial_id
 
     def after_worker_group_start(self, worker_group: Any) -> None:
-        from raysweep.trainables import trial_dir_of
+        from raysweep.trial_dirs import trial_dir_of
 
         group = worker_group.get_worker_group_state().placement_group_handle.placement_group
         try:

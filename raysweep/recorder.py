@@ -188,8 +188,8 @@ class SweepRecorder(tune.Callback):
 
     def _keep_stop(self, out: TrialOutcome) -> None:
         """A stopped trial's done marker, so that a crash before Tune saves the stop does not
-        let it train on after `--resume` (raysweep.trainables.mark_stopped)."""
-        from raysweep.trainables import mark_stopped
+        let it train on after `--resume` (raysweep.trial_dirs.mark_stopped)."""
+        from raysweep.trial_dirs import mark_stopped
 
         try:
             mark_stopped(self.experiment_path, out.trial.trial_id, out.metrics, out.checkpoint_path)
@@ -201,7 +201,7 @@ class SweepRecorder(tune.Callback):
     ) -> str | None:
         """The checkpoint an ended trial's record is finished from where no event named it:
         its done marker's (`done`, read if not given), else Tune's record of its latest."""
-        from raysweep.trainables import read_done
+        from raysweep.trial_dirs import read_done
 
         if done is None:
             done = read_done(self.experiment_path, out.trial.trial_id) or {}
@@ -214,7 +214,7 @@ class SweepRecorder(tune.Callback):
         not run it again) while its MLflow run was never finished: its last result or error,
         and its done marker, finish the record. Trials Tune did not end (Ctrl-C) stay unfinished.
         """
-        from raysweep.trainables import read_done
+        from raysweep.trial_dirs import read_done
 
         for trial in trials:
             out = self._known(trial)
@@ -288,8 +288,8 @@ class SweepRecorder(tune.Callback):
         """The failed trial's error in a few words (its run's tag), also left in its Tune
         directory: a resumed Tune whose saved state is older than the failure starts the trial
         again, and the trial then ends at once instead of training for nothing
-        (`trainables.ended_before`)."""
-        from raysweep.trainables import mark_failed
+        (`trial_dirs.ended_before`)."""
+        from raysweep.trial_dirs import mark_failed
 
         reason = error_reason(out.error or "")[:500] or "failed"
         try:
@@ -306,7 +306,7 @@ class SweepRecorder(tune.Callback):
         """Remove the placement group a failed worker-group trial's dead process left
         (raysweep.left_groups), so the next trials can have its CPUs and GPUs at once."""
         from raysweep.left_groups import remove_left_group
-        from raysweep.trainables import trial_dir_of
+        from raysweep.trial_dirs import trial_dir_of
 
         try:
             remove_left_group(*trial_dir_of(self.experiment_path, trial_id))
@@ -342,7 +342,7 @@ class TuneProgressOff(TrialProgressCallback):
 
     Given one, Tune adds none of its own; its own prints "Trial t003 completed. Last result: "
     whatever the verbosity for a trial that reported nothing (one that ended in an earlier
-    run: `trainables.ended_before`)."""
+    run: `trial_dirs.ended_before`)."""
 
     def on_trial_result(self, *args: Any, **info: Any) -> None:
         pass

@@ -11,7 +11,7 @@ available (ray-project/ray#29099); Ray 2.60 does not.
 
 `RestoredCheckpoints`, a Tune callback, looks once, before Tune starts a trial of the restored
 sweep: a trial whose latest checkpoint is gone goes on from the newest complete one in its
-directory (what the trial itself reads: `trainables.checkpoints_newest_first`), and checkpoints
+directory (what the trial itself reads: `trial_dirs.checkpoints_newest_first`), and checkpoints
 Tune lists that are gone leave its list (Tune would fail deleting them later).
 """
 
@@ -56,7 +56,7 @@ def repair(manager: Any) -> str | None:
     """
     from ray.train._internal.session import _TrainingResult
 
-    from raysweep.trainables import checkpoints_newest_first
+    from raysweep.trial_dirs import checkpoints_newest_first
 
     latest = manager.latest_checkpoint_result
     if latest is None or latest.checkpoint is None:

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysweep"
 # What `raysweep --help / validate / plan` and the records every module shares may import.
 TORCH_FREE = (
     "raysweep.cli",
+    "raysweep.cli_errors",
     "raysweep.config",
     "raysweep.errors",
     "raysweep.faults",
@@ -31,6 +32,7 @@ TORCH_FREE = (
     "raysweep.searchspace",
     "raysweep.sections",
     "raysweep.storage",
+    "raysweep.trial_dirs",
     "raysweep.write_queue",
 )
 HEAVY = ("torch", "ray", "mlflow", "pandas", "matplotlib")

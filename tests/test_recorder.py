@@ -31,7 +31,7 @@ from raysweep.records import (
 )
 from raysweep.storage import filesystem
 from raysweep.tracking import trial_params
-from raysweep.trainables import _mark_done, _trial_dir, ended_before
+from raysweep.trial_dirs import ended_before, mark_done, trial_dir_at
 from tests.fakes import (
     EXPERIMENT_DIR,
     NUM_PARAMS,
@@ -328,8 +328,8 @@ def test_a_trial_that_reports_its_end_again_is_logged_from_its_last_checkpoint(
     trial = start(sweep, "t001")
     trial.checkpoint = FakeCheckpoint("/tune/t001/checkpoint_000001")  # as Tune restored it
     if marker:
-        fs, trial_dir = _trial_dir(str(tmp_path / "ray"), EXPERIMENT_DIR, "t001")
-        _mark_done(fs, trial_dir, result(2, 0.6, last=True), "/tune/t001/checkpoint_000002")
+        fs, trial_dir = trial_dir_at(str(tmp_path / "ray"), EXPERIMENT_DIR, "t001")
+        mark_done(fs, trial_dir, result(2, 0.6, last=True), "/tune/t001/checkpoint_000002")
     report(sweep, trial, result(2, 0.6, last=True, resumed_from=2))
     sweep.recorder.on_trial_complete(0, [], trial)
     sweep.wait()
@@ -342,7 +342,7 @@ def test_a_stopped_trial_leaves_its_done_marker(sweep: Sweep) -> None:
     one, so a Tune restored from a state saved before the stop, which starts t001 again, gets
     that end reported again instead of t001 training on. A finished trial's own process
     writes its marker: the driver leaves none for t002."""
-    from raysweep.trainables import read_done
+    from raysweep.trial_dirs import read_done
 
     t001, t002 = start(sweep, "t001"), start(sweep, "t002")
     report(sweep, t001, result(1, 0.5))
@@ -502,9 +502,9 @@ def test_experiment_end_records_the_trials_tune_ended_unseen(sweep: Sweep, tmp_p
     # (written after its last epoch) is newer than Tune's last result.
     t000 = sweep.fake("t000", status=FakeTrial.TERMINATED, last_result=result(2, 0.6))
     t000.checkpoint = FakeCheckpoint("/tune/t000/checkpoint_000001")
-    fs, trial_dir = _trial_dir(str(tmp_path / "ray"), EXPERIMENT_DIR, "t000")
+    fs, trial_dir = trial_dir_at(str(tmp_path / "ray"), EXPERIMENT_DIR, "t000")
     done = result(3, 0.75, last=True, node_id="node-d", host="host-d", device="cuda:0")
-    _mark_done(fs, trial_dir, done, "/tune/t000/checkpoint_000002")
+    mark_done(fs, trial_dir, done, "/tune/t000/checkpoint_000002")
     # t001: Tune ended it with an error the recorder never heard of.
     error_file = tmp_path / "t001-error.txt"
     error_file.write_text("Traceback ...\nOSError: disk full\n")

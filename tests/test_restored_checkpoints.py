@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from raysweep.restored_checkpoints import RestoredCheckpoints, repair
-from raysweep.trainables import EPOCH_FILE, STATE_FILE
+from raysweep.storage import STATE_FILE
+from raysweep.trial_dirs import EPOCH_FILE
 
 
 def _result(trial_dir: Path, index: int, epoch: int):

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import torch
 
-from raysweep.trainables import (
+from raysweep.storage import STATE_FILE
+from raysweep.trainables import _reporter, _resume_state
+from raysweep.trial_dirs import (
     DONE_FILE,
     EPOCH_FILE,
-    STATE_FILE,
-    _mark_done,
-    _reporter,
-    _resume_state,
-    _trial_dir,
     checkpoints_newest_first,
+    mark_done,
     newest_checkpoint,
     read_done,
+    trial_dir_at,
 )
 
 
@@ -66,7 +65,7 @@ def _checkpoint(trial_dir: Path, name: str, epoch: int | None, state: bool = Tru
 
 def test_newest_checkpoint_is_the_latest_epoch_not_the_latest_name(tmp_path: Path) -> None:
     trial_dir = tmp_path / "sweep-20261201-120000" / "t003"
-    assert newest_checkpoint(*_trial_dir(str(tmp_path), "sweep-20261201-120000", "t003")) is None
+    assert newest_checkpoint(*trial_dir_at(str(tmp_path), "sweep-20261201-120000", "t003")) is None
     # After a driver crash Tune can reuse a name it did not know: epoch 4 sits in _000001.
     _checkpoint(trial_dir, "checkpoint_000000", 1)
     _checkpoint(trial_dir, "checkpoint_000001", 4)
@@ -74,17 +73,17 @@ def test_newest_checkpoint_is_the_latest_epoch_not_the_latest_name(tmp_path: Pat
     _checkpoint(trial_dir, "checkpoint_000003", None)  # no epoch file: not complete
     _checkpoint(trial_dir, "checkpoint_000004", 9, state=False)  # no state: not complete
     (trial_dir / "result.json").write_text("{}")
-    found = newest_checkpoint(*_trial_dir(str(tmp_path), "sweep-20261201-120000", "t003"))
+    found = newest_checkpoint(*trial_dir_at(str(tmp_path), "sweep-20261201-120000", "t003"))
     assert found is not None and Path(found.path).name == "checkpoint_000001"
     assert _resume_state(found) == {"epoch": 4}
-    assert newest_checkpoint(*_trial_dir(str(tmp_path), "sweep-20261201-120000", "t004")) is None
+    assert newest_checkpoint(*trial_dir_at(str(tmp_path), "sweep-20261201-120000", "t004")) is None
 
 
 def test_done_marker_keeps_the_last_result_per_trial(tmp_path: Path) -> None:
-    fs, t000 = _trial_dir(str(tmp_path), "sweep-20261201-120000", "t000")
-    _, t001 = _trial_dir(str(tmp_path), "sweep-20261201-120000", "t001")
+    fs, t000 = trial_dir_at(str(tmp_path), "sweep-20261201-120000", "t000")
+    _, t001 = trial_dir_at(str(tmp_path), "sweep-20261201-120000", "t001")
     assert t000 == f"{tmp_path}/sweep-20261201-120000/t000"
-    _mark_done(fs, t000, {"epoch": 4, "test_acc": 0.9, "resumed_from": 3}, "/ckpt/checkpoint_3")
+    mark_done(fs, t000, {"epoch": 4, "test_acc": 0.9, "resumed_from": 3}, "/ckpt/checkpoint_3")
     record = json.loads((tmp_path / "sweep-20261201-120000" / "t000" / DONE_FILE).read_text())
     # The replayed result must not say "resumed" again; it carries the checkpoint's path.
     assert record == {
@@ -106,7 +105,7 @@ def test_a_truncated_newest_checkpoint_is_passed_over_for_the_previous(tmp_path:
     _checkpoint(trial_dir, "checkpoint_000001", 2)
     newest = trial_dir / "checkpoint_000001" / STATE_FILE
     newest.write_bytes(newest.read_bytes()[:20])
-    found = checkpoints_newest_first(*_trial_dir(str(tmp_path), "exp", "t000"))
+    found = checkpoints_newest_first(*trial_dir_at(str(tmp_path), "exp", "t000"))
     assert [Path(c.path).name for c in found] == ["checkpoint_000001", "checkpoint_000000"]
     assert _resume_state(*found) == {"epoch": 1}
     # Nothing readable at all: an error that says so, not a fresh start from epoch 0.
@@ -144,8 +143,8 @@ def test_a_crafted_state_file_cannot_run_code(tmp_path: Path, monkeypatch) -> No
 
 
 def test_done_marker_is_written_whole_under_its_own_name(tmp_path: Path) -> None:
-    fs, t000 = _trial_dir(str(tmp_path), "exp", "t000")
-    _mark_done(fs, t000, {"epoch": 2}, None)
+    fs, t000 = trial_dir_at(str(tmp_path), "exp", "t000")
+    mark_done(fs, t000, {"epoch": 2}, None)
     assert sorted(p.name for p in (tmp_path / "exp" / "t000").iterdir()) == [DONE_FILE]
     assert read_done(f"{tmp_path}/exp", "t000") == {
         "epoch": 2,
