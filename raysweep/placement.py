@@ -112,7 +112,8 @@ def give_up_message(trial_id: str, timeout: float, why: str) -> str:
 class PlacementGuard(TrialScheduler):
     """The sweep's scheduler (`inner`: FIFO or ASHA, which decides everything else), failing a
     trial that has been PENDING `placement_timeout_s` (its run settings) for resources no live
-    node has, or that its driver said could not be placed.
+    node has, or that its driver said could not be placed. As Tune adds a trial, ASHA gets
+    back what an earlier run of the sweep recorded of it (`raysweep.rungs`).
 
     A scheduler because Tune hands schedulers its controller, every step; failing a pending
     trial is what Tune itself does when a trial's actor cannot be created."""
@@ -139,7 +140,10 @@ class PlacementGuard(TrialScheduler):
         return self.inner.set_search_properties(metric, mode, **spec)
 
     def on_trial_add(self, tune_controller: Any, trial: TuneTrial) -> None:
+        from raysweep.rungs import refill_from_record
+
         self.inner.on_trial_add(tune_controller, trial)
+        refill_from_record(self.inner, trial.trial_id, _trial_id(trial))
 
     def on_trial_error(self, tune_controller: Any, trial: TuneTrial) -> None:
         # Also called as Tune requeues a failed trial to retry it: a worker group that could

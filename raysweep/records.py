@@ -128,6 +128,9 @@ class TrialOutcome:
     recorded: bool = False
     started: float | None = None
     ended: float | None = None
+    # The sweep's metric per epoch, as an earlier run of the sweep recorded it (`--resume`):
+    # a resumed ASHA gets it back into its rungs (raysweep.rungs).
+    metric_history: dict[int, float] = field(default_factory=dict)
 
 
 class RunSettings(TypedDict):

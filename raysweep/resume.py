@@ -88,16 +88,17 @@ def newest_parent(writer: MlflowWriter, name: str, studies: tuple[str, ...]) -> 
 
 
 def restore_outcomes(
-    writer: MlflowWriter, parent_id: str, trials: list[Trial]
+    writer: MlflowWriter, parent_id: str, trials: list[Trial], metric: str = "test_acc"
 ) -> dict[str, TrialOutcome]:
-    """Outcomes as MLflow recorded them: ended trials keep their result, the rest continue."""
+    """Outcomes as MLflow recorded them: ended trials keep their result, the rest continue;
+    each with the sweep's `metric` per epoch (`TrialOutcome.metric_history`)."""
     outcomes = {t.trial_id: TrialOutcome(t) for t in trials}
     for child in _children(writer, parent_id):
         trial_id = child.data.tags.get(TAG_TRIAL, "")
         out = outcomes.get(trial_id)
         if out is None or child.data.tags.get(TAG_FINGERPRINT) != out.trial.fingerprint:
             raise _changed(trial_id)
-        _restore_child(writer, child, out)
+        _restore_child(writer, child, out, metric)
     return outcomes
 
 
@@ -129,7 +130,7 @@ def restore_searched(
             raise _changed(trial_id)
         outcomes[trial_id] = out = TrialOutcome(trial)
         points[trial_id] = point
-        _restore_child(writer, child, out)
+        _restore_child(writer, child, out, spec.sweep.metric)
     return outcomes, points
 
 
@@ -148,12 +149,16 @@ def _changed(trial_id: str) -> UserError:
     )
 
 
-def _restore_child(writer: MlflowWriter, child: Any, out: TrialOutcome) -> None:
-    """What MLflow says one trial did: its run, restarts and epochs, and whether it ended."""
+def _restore_child(writer: MlflowWriter, child: Any, out: TrialOutcome, metric: str) -> None:
+    """What MLflow says one trial did: its run, restarts and epochs (and the sweep's `metric`
+    at each), and whether it ended."""
     out.run_id = child.info.run_id
     out.restarts = int(child.data.tags.get(TAG_RESTARTS, 0))  # counts on across runs
     history = writer.client.get_metric_history(out.run_id, "test_acc")
     out.last_epoch = max((m.step for m in history), default=0)
+    if metric != "test_acc":
+        history = writer.client.get_metric_history(out.run_id, metric)
+    out.metric_history = {m.step: m.value for m in history}
     status = child.data.tags.get(TAG_STATUS, "")
     if status in {s.value for s in TrialStatus} and TrialStatus(status).ended:
         out.status, out.recorded = TrialStatus(status), True

@@ -167,7 +167,7 @@ def run_sweep(
             outcomes, points = restore_searched(writer, parent_id, spec)
             set_replay(points)
         else:
-            outcomes = restore_outcomes(writer, parent_id, trials)
+            outcomes = restore_outcomes(writer, parent_id, trials, spec.sweep.metric)
         _reopen_parent(writer, parent_id, record)
     else:
         experiment_dir = experiment_dir_name(spec)

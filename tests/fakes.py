@@ -84,6 +84,7 @@ class FakeTrial:
     error_msg: str | None = None
     last_result: dict[str, Any] = field(default_factory=dict)
     checkpoint: FakeCheckpoint | None = None
+    trial_id: str = "7661a_00000"  # Tune's own id of the trial (a scheduler's key)
 
 
 def tune_trial(trial: Trial, **attrs: Any) -> FakeTrial:

@@ -625,3 +625,20 @@ def test_the_recorder_pickles_as_the_live_one(sweep: Sweep) -> None:
     console, _ = make_console(4)
     live = SweepRecorder(sweep.store.writer, sweep.parent_id, {}, console, "/elsewhere")
     assert pickle.loads(data) is live  # a resumed sweep records with its own writer and console
+
+
+def test_the_sweeps_scheduler_gives_asha_back_what_an_earlier_run_recorded(sweep: Sweep) -> None:
+    """As Tune adds a trial (restored or new), the sweep's scheduler refills ASHA's rungs from
+    the trial's metric per epoch that `--resume` read from MLflow (raysweep.rungs)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    from raysweep.placement import PlacementGuard
+
+    asha = ASHAScheduler(time_attr="epoch", metric="test_acc", mode="max", max_t=4, grace_period=1)
+    guard = PlacementGuard(asha)
+    sweep.outcomes["t001"].metric_history = {1: 0.7, 2: 0.8}
+    guard.on_trial_add(None, dataclasses.replace(sweep.fake("t001"), trial_id="tune_1"))
+    guard.on_trial_add(None, dataclasses.replace(sweep.fake("t002"), trial_id="tune_2"))  # new
+    rungs = [recorded for _, recorded in asha._trial_info["tune_1"]._rungs]
+    assert [r for r in rungs if r] == [{"tune_1": 0.7}]  # rung 1 (rungs at 1 and 4 here)
+    assert all("tune_2" not in r for r in rungs)

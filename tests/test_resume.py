@@ -158,6 +158,9 @@ def test_restore_outcomes_from_the_earlier_runs(store: Store, trials: list[Trial
     assert outcomes["t000"].started == run0.info.start_time / 1000
     assert outcomes["t000"].ended == run0.info.end_time / 1000
     assert outcomes["t002"].metrics == {} and outcomes["t003"].metrics == {}
+    # Each trial's sweep metric per epoch, for a resumed ASHA's rungs (raysweep.rungs).
+    assert outcomes["t000"].metric_history == {1: 0.5, 2: 0.6, 3: 0.7}
+    assert outcomes["t002"].metric_history == {1: 0.4, 2: 0.45}
     # A failed trial's error, in the words its run keeps (what the summary says of it).
     assert outcomes["t001"].error == "OOM" and outcomes["t000"].error is None
     assert outcomes["t002"].started is None and outcomes["t002"].ended is None
@@ -167,6 +170,10 @@ def test_restore_outcomes_from_the_earlier_runs(store: Store, trials: list[Trial
     assert statuses == {"t000": "FINISHED", "t001": "FAILED", "t002": "KILLED", "t003": "RUNNING"}
     assert [name for name, _ in store.calls] == ["end"]
     assert store.calls[0][1] == (half_ended, "FAILED")
+    # Another sweep metric, read as logged.
+    losses = restore_outcomes(store.writer, parent_id, trials, "test_loss")
+    logged = store.history(killed, "test_loss")
+    assert sorted(losses["t002"].metric_history.items()) == logged and len(logged) == 2
 
 
 def test_restore_outcomes_of_trials_without_a_run(store: Store, trials: list[Trial]) -> None:
