@@ -32,6 +32,7 @@ from raysweep.records import (
     TrialStatus,
 )
 from raysweep.tracking import MlflowWriter, trial_params
+from raysweep.trial_dirs import mark_failed, mark_stopped, read_done, trial_dir_of
 from raysweep.trial_errors import error_reason
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,6 @@ class SweepRecorder(tune.Callback):
     def _keep_stop(self, out: TrialOutcome) -> None:
         """A stopped trial's done marker, so that a crash before Tune saves the stop does not
         let it train on after `--resume` (raysweep.trial_dirs.mark_stopped)."""
-        from raysweep.trial_dirs import mark_stopped
-
         try:
             mark_stopped(self.experiment_path, out.trial.trial_id, out.metrics, out.checkpoint_path)
         except Exception as exc:  # noqa: BLE001 - best effort: without it, it only trains on
@@ -201,8 +200,6 @@ class SweepRecorder(tune.Callback):
     ) -> str | None:
         """The checkpoint an ended trial's record is finished from where no event named it:
         its done marker's (`done`, read if not given), else Tune's record of its latest."""
-        from raysweep.trial_dirs import read_done
-
         if done is None:
             done = read_done(self.experiment_path, out.trial.trial_id) or {}
         return done.get("checkpoint_path") or (trial.checkpoint.path if trial.checkpoint else None)
@@ -214,8 +211,6 @@ class SweepRecorder(tune.Callback):
         not run it again) while its MLflow run was never finished: its last result or error,
         and its done marker, finish the record. Trials Tune did not end (Ctrl-C) stay unfinished.
         """
-        from raysweep.trial_dirs import read_done
-
         for trial in trials:
             out = self._known(trial)
             if out.recorded or out.status.ended:
@@ -289,8 +284,6 @@ class SweepRecorder(tune.Callback):
         directory: a resumed Tune whose saved state is older than the failure starts the trial
         again, and the trial then ends at once instead of training for nothing
         (`trial_dirs.ended_before`)."""
-        from raysweep.trial_dirs import mark_failed
-
         reason = error_reason(out.error or "")[:500] or "failed"
         try:
             mark_failed(self.experiment_path, out.trial.trial_id, reason)
@@ -306,7 +299,6 @@ class SweepRecorder(tune.Callback):
         """Remove the placement group a failed worker-group trial's dead process left
         (raysweep.left_groups), so the next trials can have its CPUs and GPUs at once."""
         from raysweep.left_groups import remove_left_group
-        from raysweep.trial_dirs import trial_dir_of
 
         try:
             remove_left_group(*trial_dir_of(self.experiment_path, trial_id))
