@@ -8,7 +8,5 @@ cd "$(dirname "$0")/.."
 unset PYTHONDONTWRITEBYTECODE
 ./scripts/bootstrap.sh
 .venv/bin/ruff check .
-# Three pytest-xdist workers on two cores (tests/split.py says how they share the suite, and
-# docs/architecture.md why three): the end-to-end tests wait on processes they hold, and a
-# third worker fills those waits. `-n 0` runs serially.
-.venv/bin/python -m pytest -q -p no:cacheprovider -n 3 "$@"
+# Two pytest-xdist workers (tests/split.py says how they share the suite); `-n 0` runs serially.
+.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 "$@"

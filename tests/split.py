@@ -1,9 +1,9 @@
-"""How the suite is split between pytest-xdist's workers (scripts/test.sh runs three).
+"""How the suite is split between pytest-xdist's workers (scripts/test.sh runs two).
 
 A worker takes whole groups: a test module, or the modules that share the session's one real
 `raysweep run` (`cli_sweep`, tests/conftest.py), so that sweep runs once and a module's fixtures
 (test_multinode's two-node cluster, a tracking server) start once. The groups are handed out
-longest first, so the workers end at about the same time.
+longest first, so the two workers end at about the same time.
 
 xdist's own `--dist loadgroup` marks cannot do this here: it renames tests by writing
 `item._nodeid`, which pytest 9.2 no longer reads. This plugin gives xdist a scheduler that
