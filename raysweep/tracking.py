@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -370,7 +370,7 @@ class MlflowWriter(WriteQueue):
             with (
                 EXPORT_LOCK,
                 premade_program(program, example.shape) if program else nullcontext(),
-                mlflow.start_run(run_id=run_id),
+                _active(run_id),
             ):
                 mlflow.pytorch.log_model(
                     model,
@@ -383,6 +383,21 @@ class MlflowWriter(WriteQueue):
                     # loads it.
                     validate_serving_input=False,
                 )
+
+
+@contextmanager
+def _active(run_id: str) -> Iterator[None]:
+    """The trial's run as MLflow's active run (what `log_model` links its model to), left
+    RUNNING: `mlflow.start_run`'s own context would end it FINISHED on the way out, before the
+    recorder's status tag and end, so a server gone in between left a FINISHED run whose tag
+    still said running (and the run looked complete before it was)."""
+    import mlflow
+
+    mlflow.start_run(run_id=run_id)
+    try:
+        yield
+    finally:
+        mlflow.end_run(status="RUNNING")  # leaves the fluent API's stack; the recorder ends it
 
 
 def experiment_id_for(tracking_uri: str, name: str) -> str | None:

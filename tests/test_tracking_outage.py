@@ -403,6 +403,9 @@ def test_model_logging_is_held_at_its_fault_point_and_repeats_to_one_usable_mode
     assert {m.model_id for m in models_of(writer, run_id)} == {pending.model_id, failed.model_id}
     (holds / "model_logging-t000.release").touch()
     logged.result(timeout=120)
+    # Still RUNNING: only the recorder ends the run, after its status tag (MLflow's own
+    # `start_run` context would have ended it FINISHED here).
+    assert writer.client.get_run(run_id).info.status == "RUNNING"
     # `--resume` after a crash past the model: logging again leaves the one model.
     writer.submit(writer.log_checkpoint, run_id, str(checkpoint), True, "t000")
     assert writer.flush() == []
