@@ -28,13 +28,12 @@ SHARED_SWEEP_MODULES = frozenset(
 GROUP_SECONDS = {
     "test_multinode.py": 210,
     "test_e2e_executors.py": 150,
-    "test_e2e_recovery.py": 110,
+    "test_e2e_recovery.py": 120,
     SHARED_SWEEP: 90,
     "test_e2e_tracking_outage.py": 60,
     "test_benchmarks.py": 30,
     "test_tracking_outage.py": 30,
     "test_e2e_search.py": 30,
-    "test_e2e_user_code.py": 30,
 }
 
 

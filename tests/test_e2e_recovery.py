@@ -6,14 +6,20 @@ promises: after `--resume` (or the trial's own retries) the sweep exits 0 with e
 MLflow run per trial, each FINISHED with its model and a gap-free, repeat-free epoch history,
 one FINISHED parent, nothing RUNNING.
 
-- The driver killed as it makes the parent run (before its params and files), then Ctrl-C
+One sweep goes through all of it, `--resume` after each stop:
+- the driver killed as it makes the parent run (before its params and files), then Ctrl-C
   once while a trial trains (parent KILLED and tagged interrupted, exit 130, the way back
   printed), then the driver killed (SIGKILL of its whole session, local Ray included) at each
-  other driver-side and trial-side point in turn, `--resume` after each: one sweep goes
-  through all of them (and once with Tune's saved state cut short, as a kill while Tune
-  copies it into storage leaves it).
-- Tune's saved state naming a checkpoint that is gone (its `num_to_keep` deleted it before it
-  saved again), then `--resume`: the trial goes on from the newest checkpoint on disk.
+  other driver-side and trial-side point in turn;
+- once with Tune's saved state cut short, as a kill while Tune copies it into storage leaves
+  it;
+- once with Tune's saved state naming a checkpoint that is gone (its `num_to_keep` deleted it
+  before it saved again): the trial goes on from the newest checkpoint on disk.
+
+Its model and data are the user's own (a model file next to the sweep file, a dataset
+factory), and it is run from another directory: user code through every resume, and its
+logged model loads in a fresh process where the user's file cannot be imported. (One sweep
+shows all of this: each sweep of its own would cost a driver, a local Ray and trial processes.)
 
 A killed trial process (either executor) and a killed DDP trial's driver:
 tests/test_e2e_executors.py.
@@ -21,48 +27,95 @@ tests/test_e2e_executors.py.
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import library_log, start_cli
-from tests.holds import Holds, kill_session
+from tests.holds import WAIT_S, Holds, kill_session
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 3
+NAME = "kill-matrix"
+
+NETS = '''
+"""The user's model."""
+from torch import nn
 
 
-def _spec(write_sweep, name: str, executor: str = "inline", **train) -> Path:
-    return write_sweep(
-        {
-            "name": name,
-            "model": {"name": "lenet"},
-            "train": {
-                "epochs": EPOCHS,
-                "batch_size": 64,
-                "optimizer": {"name": "adam", "lr": 3e-3},
-                **train,
-            },
-            "sweep": {"axes": {"train.seed": [0, 1]}},
-            "resources": {
-                "workers_per_trial": 1,
-                "cpus_per_worker": 1,
-                "max_concurrent": 1,
-                "executor": executor,
-            },
+class TinyNet(nn.Module):
+    """A small CNN from the user's own file."""
+
+    def __init__(self, in_channels, num_classes, image_size, width=16):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(width * (image_size // 2) ** 2, num_classes),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+'''
+
+DATA = '''
+"""The user's data: scikit-learn's digits as floats in [0, 1], N x H x W."""
+import numpy as np
+
+
+def load_digits_float(limit=600):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:limit]
+    y = bunch.target[:limit]
+    cut = len(x) * 4 // 5
+    return {"x_train": x[:cut], "y_train": y[:cut], "x_test": x[cut:], "y_test": y[cut:],
+            "classes": [str(i) for i in range(10)]}
+'''
+
+
+def _user_sweep(tmp_path: Path) -> Path:
+    """The sweep file in `code/`, beside the user's model file and dataset factory: two
+    trials (t000 width 4, t001 width 8), one at a time, inline."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "nets.py").write_text(NETS)
+    (code / "data.py").write_text(DATA)
+    sweep = {
+        "name": NAME,
+        "dataset": {
+            "name": "data.py:load_digits_float",
+            "image_size": 16,
+            "limit": 600,
+            "cache_dir": str(tmp_path / "cache"),
         },
-        name=f"{name}.yaml",
-    )
-
-
-def _run_until(holds: Holds, args: list[str], cwd: Path, log: Path, point: str) -> dict:
-    """Run raysweep held at `point`; once it is there, SIGKILL the driver's whole session."""
-    proc = start_cli(args, cwd, log, env=holds.env(point))
-    held = holds.wait(point, proc, log)
-    kill_session(proc)
-    return held
+        "model": {"name": "nets.py:TinyNet", "width": 8},
+        "train": {
+            "epochs": EPOCHS,
+            "batch_size": 64,
+            "optimizer": {"name": "adam", "lr": 3e-3},
+            "bf16": False,
+            "channels_last": False,
+        },
+        "sweep": {"axes": {"model.width": [4, 8]}},
+        "resources": {
+            "workers_per_trial": 1,
+            "cpus_per_worker": 1,
+            "max_concurrent": 1,
+            "executor": "inline",
+        },
+    }
+    spec = code / "sweep.yaml"
+    spec.write_text(yaml.safe_dump(sweep, sort_keys=False))
+    return spec
 
 
 def _finish(args: list[str], cwd: Path, log: Path, env: dict | None = None) -> str:
@@ -117,100 +170,154 @@ def _check_complete(uri: str, name: str, trials: list[str]) -> dict:
     return by_trial
 
 
-def test_driver_killed_at_every_point_then_resumed(write_sweep, tmp_path: Path) -> None:
+def _kill(proc: subprocess.Popen, log: Path, storage: Path) -> None:
+    """SIGKILL the driver's whole session (its local Ray and trials included)."""
+    kill_session(proc)
+
+
+def _kill_and_cut_tunes_state(proc: subprocess.Popen, log: Path, storage: Path) -> None:
+    """As a kill while Tune copied its state into storage leaves it (not atomic): the kill,
+    then Tune's newest experiment state cut to nothing (one per run; Tune reads the newest
+    name)."""
+    kill_session(proc)
+    max(storage.glob(f"{NAME}-*/experiment_state-*.json")).write_bytes(b"")
+
+
+def _names(state: Path, needle: bytes) -> bool:
+    """Whether Tune's saved experiment state names `needle` (its trials' state is cloudpickled,
+    written as hex inside the JSON)."""
+    try:
+        text = state.read_text()
+    except OSError:
+        return False
+    return any(needle in bytes.fromhex(h) for h in re.findall(r"(?:[0-9a-f]{2}){100,}", text))
+
+
+def _kill_and_lose_tunes_checkpoint(proc: subprocess.Popen, log: Path, storage: Path) -> None:
+    """As a kill between Tune deleting the checkpoint that fell out of `num_to_keep` and
+    saving the state that stops naming it leaves it: once Tune's saved state names t001's
+    epoch-1 checkpoint (Tune saves its state at every step here, the driver is not held,
+    only t001's process), the driver is killed and that checkpoint moved under a name Tune
+    does not know."""
+    (trial_dir,) = storage.glob(f"{NAME}-*/t001")
+    needle = f"t001/{next(trial_dir.glob('checkpoint_*')).name}".encode()
+    deadline = time.monotonic() + WAIT_S
+    while not _names(max(storage.glob(f"{NAME}-*/experiment_state-*.json")), needle):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    kill_session(proc)
+    (checkpoint,) = trial_dir.glob("checkpoint_*")
+    checkpoint.rename(trial_dir / "checkpoint_000090")
+
+
+def test_driver_killed_at_every_point_then_resumed(tmp_path: Path) -> None:
     """One sweep (t000 then t001), stopped at each point in turn and resumed each time: first
     killed as its parent run is made, Ctrl-C while t000 trains, then SIGKILL of the driver's
     whole session at every other point."""
     from mlflow.tracking import MlflowClient
 
-    spec = _spec(write_sweep, "kill-matrix")
-    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
+    spec = _user_sweep(tmp_path)
+    storage = tmp_path / "ray"
+    run = ["run", str(spec), "--storage", str(storage)]
     holds = Holds(tmp_path / "holds")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    work = tmp_path / "work"  # run from elsewhere: the refs resolve against the sweep file
+    work.mkdir()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    uri = f"sqlite:///{work / 'mlflow.db'}"
 
     # Killed as the parent run is made, before its params and files: it can be resumed.
-    held = _run_until(holds, run, tmp_path, tmp_path / "made.log", "run_created:sweep")
+    log = logs / "made.log"
+    proc = start_cli(run, work, log, env=holds.env("run_created:sweep"))
+    held = holds.wait("run_created:sweep", proc, log)
+    kill_session(proc)
     assert held["point"] == "run_created", held
     # Ctrl-C once: every unfinished trial KILLED, the parent KILLED and tagged interrupted,
     # the way back printed, exit 130.
-    log = tmp_path / "ctrl-c.log"
+    log = logs / "ctrl-c.log"
     point = "mid_epoch:t000:1"
-    proc = start_cli([*run, "--resume"], tmp_path, log, env=holds.env(point))
+    proc = start_cli([*run, "--resume"], work, log, env=holds.env(point))
     holds.wait(point, proc, log)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=600) == 130, log.read_text()
     assert f"raysweep run {spec} --resume" in log.read_text(), log.read_text()
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("kill-matrix").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "KILLED", parent.info.status
     assert parent.data.tags["raysweep.status"] == "interrupted"
     assert [r.info.status for r in runs if r is not parent] == ["KILLED"]  # t000
 
-    points = [
-        "before_trials",  # parent run created, no trial started
-        "mid_epoch:t000:2",  # t000 half-way through epoch 2 (epoch 1 checkpointed)
-        "trial_ended:t000",  # t000's last result in, its MLflow run not closed
-        "run_created:t001",  # t001's MLflow run made, its params not logged
-        "after_checkpoint:t001:3",  # t001's last checkpoint handed to Ray, its end not marked
-        "model_logging:t001",  # t001's files logged, its model next
-        "report",  # the end-of-run report logged, the parent not ended
+    # Each point; other points held with it, so that the kill finds the sweep exactly there
+    # (a hold of the driver's MLflow writer does not stop Tune, which goes on to start t001);
+    # what is done once the sweep is held there (the kill, and what it leaves behind).
+    before_t001_checkpoints = ("mid_epoch:t001:1",)
+    steps = [
+        ("before_trials", (), _kill),  # parent run created, no trial started
+        ("mid_epoch:t000:2", (), _kill_and_cut_tunes_state),  # t000 half-way through epoch 2
+        # t000's last result in, its MLflow run not closed
+        ("trial_ended:t000", before_t001_checkpoints, _kill),
+        # t001's MLflow run made, its params not logged
+        ("run_created:t001", before_t001_checkpoints, _kill),
+        # t001 half-way through epoch 2, Tune's state saved at every step
+        ("mid_epoch:t001:2", (), _kill_and_lose_tunes_checkpoint),
+        ("after_checkpoint:t001:3", (), _kill),  # t001's last checkpoint handed to Ray
+        ("model_logging:t001", (), _kill),  # t001's files logged, its model next
+        ("report", (), _kill),  # the end-of-run report logged, the parent not ended
     ]
-    for i, point in enumerate(points):
-        held = _run_until(holds, [*run, "--resume"], tmp_path, tmp_path / f"{i}.log", point)
+    for i, (point, also, then) in enumerate(steps):
+        step = Holds(tmp_path / f"holds-{i}")  # a point holds once per directory
+        env = step.env(point, *also)
+        if then is _kill_and_lose_tunes_checkpoint:
+            env["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
+        log = logs / f"{i}.log"
+        proc = start_cli([*run, "--resume"], work, log, env=env)
+        held = step.wait(point, proc, log)
         assert held["point"] == point.split(":")[0], held
-        if point.startswith("mid_epoch"):
-            # As a kill while Tune copied its state into storage leaves it (not atomic):
-            # Tune's newest experiment state cut to nothing.
-            states = (tmp_path / "ray").glob("kill-matrix-*/experiment_state-*.json")
-            max(states).write_bytes(b"")  # (one per run; Tune reads the newest name)
-    last = _finish([*run, "--resume"], tmp_path, tmp_path / "last.log")
+        then(proc, log, storage)
+    last = _finish([*run, "--resume"], work, logs / "last.log")
     assert "t000 epoch" not in last and "t001 epoch" not in last, last  # nothing trained again
-    _check_complete(uri, "kill-matrix", ["t000", "t001"])
+    children = _check_complete(uri, NAME, ["t000", "t001"])
     # What the resumes said along the way: each trial went on from its checkpoint, never from
     # zero; t001 only to report its end again, and its record was finished from that
     # checkpoint (it reached model_logging).
-    after_mid_epoch = (tmp_path / "2.log").read_text()
-    assert "t000 resumed   from its epoch-1 checkpoint" in after_mid_epoch, after_mid_epoch
+    after_cut = (logs / "2.log").read_text()
+    assert "t000 resumed   from its epoch-1 checkpoint" in after_cut, after_cut
     cut = "raysweep: warning: Tune's saved state experiment_state-"
-    assert cut in after_mid_epoch and "is cut short" in after_mid_epoch, after_mid_epoch
-    after_checkpoint = (tmp_path / "5.log").read_text()
-    assert "t001 resumed   from its epoch-3 checkpoint" in after_checkpoint, after_checkpoint
-    assert "t001 epoch" not in after_checkpoint, after_checkpoint
-
-
-def test_resumed_where_tunes_saved_state_names_a_checkpoint_that_is_gone(
-    write_sweep, tmp_path: Path
-) -> None:
-    """Tune deletes the checkpoint that falls out of num_to_keep before it saves the state that
-    stops naming it; a driver killed in between left a state naming a checkpoint gone, and
-    `--resume` failed the trial (raysweep.restored_checkpoints). Here Tune saves its state at
-    every step (TUNE_GLOBAL_CHECKPOINT_S=0), so killed mid-epoch 2 it names epoch 1's checkpoint,
-    which the test then moves under a name Tune does not know."""
-    spec = write_sweep(
-        {
-            "name": "stale-record",
-            "model": {"name": "lenet"},
-            "train": {"epochs": EPOCHS, "batch_size": 64, "optimizer": {"name": "adam"}},
-            "sweep": {"axes": {}},
-        }
-    )
-    run = ["run", str(spec), "--storage", str(tmp_path / "ray")]
-    holds, point = Holds(tmp_path / "holds"), "mid_epoch:t000:2"
-    log = tmp_path / "first.log"
-    proc = start_cli(run, tmp_path, log, env={**holds.env(point), "TUNE_GLOBAL_CHECKPOINT_S": "0"})
-    holds.wait(point, proc, log)
-    kill_session(proc)
-    (trial_dir,) = (tmp_path / "ray").glob("stale-record-*/t000")
-    (checkpoint,) = trial_dir.glob("checkpoint_*")
-    checkpoint.rename(trial_dir / "checkpoint_000090")
-
-    text = _finish([*run, "--resume"], tmp_path, tmp_path / "resume.log")
-    assert "t000 resumed   from its epoch-1 checkpoint" in text, text
-    assert "t000: Tune's saved state names a checkpoint that is gone; it goes on from " in (
-        library_log(text).read_text()
+    assert cut in after_cut and "is cut short" in after_cut, after_cut
+    after_lost = (logs / "5.log").read_text()
+    assert "t001 resumed   from its epoch-1 checkpoint" in after_lost, after_lost
+    assert "t001: Tune's saved state names a checkpoint that is gone; it goes on from " in (
+        library_log(after_lost).read_text()
     )
     # Epochs 2 and 3 checkpointed after it: Tune deleted beyond num_to_keep, the gone one
     # no longer in its list (else: FileNotFoundError on the driver).
-    assert not (trial_dir / "checkpoint_000090").exists()
-    _check_complete(f"sqlite:///{tmp_path / 'mlflow.db'}", "stale-record", ["t000"])
+    assert not list(storage.glob(f"{NAME}-*/t001/checkpoint_000090"))
+    after_checkpoint = (logs / "6.log").read_text()
+    assert "t001 resumed   from its epoch-3 checkpoint" in after_checkpoint, after_checkpoint
+    assert "t001 epoch" not in after_checkpoint, after_checkpoint
+    _check_user_code(spec, uri, children["t001"].info.run_id, tmp_path)
+
+
+def _check_user_code(spec: Path, uri: str, run_id: str, tmp_path: Path) -> None:
+    """The runs name the user's model by its file; the logged model loads in a fresh process,
+    elsewhere, with the user's file gone, and imports none of the user's code."""
+    from mlflow.tracking import MlflowClient
+
+    nets = spec.parent / "nets.py"
+    params = MlflowClient(uri).get_run(run_id).data.params
+    assert params["model.name"] == f"{nets}:TinyNet", params
+    nets.rename(tmp_path / "moved-nets.py")
+    load = textwrap.dedent(f"""
+        import sys, mlflow, torch
+        mlflow.set_tracking_uri({uri!r})
+        model = mlflow.pytorch.load_model("runs:/{run_id}/model", map_location="cpu")
+        out = model(torch.zeros(2, 1, 16, 16))
+        assert tuple(out.shape) == (2, 10), out.shape
+        assert not any(m.startswith(("nets", "raysweep_user")) for m in sys.modules), "user code"
+        print("loaded")
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", load], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "loaded" in result.stdout, result.stderr[-3000:]
