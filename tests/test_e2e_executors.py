@@ -35,7 +35,7 @@ from tests.holds import Holds, kill_session
 pytestmark = pytest.mark.slow
 
 EPOCHS = 3
-DDP_EPOCHS = 6
+DDP_EPOCHS = 4
 TORCH_TRAINER = {"executor": "torch_trainer"}
 SWEEP = {
     "name": "executors",

@@ -67,6 +67,19 @@ def test_tune_keeps_only_its_json_logger_unless_the_user_says_otherwise(
     assert ray_env(local=True)["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "0"
 
 
+def test_a_local_ray_runs_no_preemption_watcher_nor_train_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing preempts a node of a local Ray, nothing scrapes its metrics: both off there; on
+    a cluster Ray Train's defaults stay; a value the user exported wins."""
+    for var in ("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "RAY_TRAIN_METRICS_ENABLED"):
+        monkeypatch.delenv(var, raising=False)
+        assert ray_env(local=True)[var] == "0"
+        assert var not in ray_env(local=False)
+        monkeypatch.setenv(var, "1")
+        assert ray_env(local=True)[var] == "1"
+
+
 INLINE_RAY = """
 import json, sys, ray
 from ray._private import services
