@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/gpu_check.py epoch [--dry]   # one ResNet-18 epoch, CIFAR-10 size
     .venv/bin/python benchmarks/gpu_check.py pack [--dry]    # 4 trials on one GPU vs one by one
     .venv/bin/python benchmarks/gpu_check.py smoke [--dry]   # seed000's smoke twin, synthetic
+    .venv/bin/python benchmarks/gpu_check.py all [--dry]     # loop.py's check, then the three
+
+`all` (what gpu_check.sh runs) does them in one process: torch, CUDA and raysweep start once.
 
 `--dry` (or RAYSWEEP_GPU_CHECK_DRY=1): tiny sizes on the CPU, to check the script end to end.
 """
@@ -150,15 +153,32 @@ def smoke_check(dry: bool) -> None:
         raise SystemExit(proc.stdout[-3000:] + proc.stderr[-3000:])
 
 
+def loop_check(dry: bool) -> None:
+    """benchmarks/loop.py: raysweep's loop vs a plain one (LeNet and ResNet-18 on the GPU)."""
+    import loop
+
+    loop.main(
+        ["--dry", "--device", "cpu"]
+        if dry
+        else ["--device", "cuda", "--models", "lenet", "resnet18"]
+    )
+
+
+CHECKS = {"loop": loop_check, "epoch": epoch_check, "pack": pack_check, "smoke": smoke_check}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("check", choices=["epoch", "pack", "smoke"])
+    parser.add_argument("check", choices=[*CHECKS, "all"])
     parser.add_argument("--dry", action="store_true")
     args = parser.parse_args()
     dry = args.dry or os.environ.get("RAYSWEEP_GPU_CHECK_DRY") == "1"
-    t0 = time.perf_counter()
-    {"epoch": epoch_check, "pack": pack_check, "smoke": smoke_check}[args.check](dry)
-    print(f"# {args.check}: {time.perf_counter() - t0:.1f} s", flush=True)
+    for name in CHECKS if args.check == "all" else [args.check]:
+        t0 = time.perf_counter()
+        CHECKS[name](dry)
+        print(f"# {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+        if torch.cuda.is_available():  # the next check's trials share this GPU
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -12,11 +12,5 @@ PY=${PYTHON:-.venv/bin/python}
 DRY=${RAYSWEEP_GPU_CHECK_DRY:-0}
 [[ "${1:-}" == "--dry" ]] && DRY=1
 export RAYSWEEP_GPU_CHECK_DRY=$DRY
-if [[ $DRY == 1 ]]; then
-  "$PY" benchmarks/loop.py --dry --device cpu | tail -n 1
-else
-  "$PY" benchmarks/loop.py --device cuda --models lenet resnet18 | tail -n 1
-fi
-for check in epoch pack smoke; do
-  "$PY" benchmarks/gpu_check.py "$check" | grep '^{'
-done
+# One process for all four (benchmarks/gpu_check.py all): torch, CUDA and raysweep start once.
+"$PY" benchmarks/gpu_check.py all | grep '^{'

@@ -111,7 +111,8 @@ def plain_rate(model_name: str, data: ImageData, batch: int, device: str, epochs
     return rate
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Measure and print (`argv`: the command line's arguments, by default sys.argv's)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=list(SIZES))
     parser.add_argument("--batch-size", type=int, default=128)
@@ -119,7 +120,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=None, help="batches per epoch")
     parser.add_argument("--dry", action="store_true", help="tiny sizes: checks the script")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.dry:
         args.models, args.batch_size, args.epochs, args.steps = ["lenet"], 16, 2, 2
     results = {}
