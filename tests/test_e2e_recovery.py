@@ -118,8 +118,8 @@ def _user_sweep(tmp_path: Path) -> Path:
     return spec
 
 
-def _finish(args: list[str], cwd: Path, log: Path, env: dict | None = None) -> str:
-    proc = start_cli(args, cwd, log, env=env)
+def _finish(args: list[str], cwd: Path, log: Path) -> str:
+    proc = start_cli(args, cwd, log)
     code = proc.wait(timeout=900)
     text = log.read_text()
     assert code == 0, text
@@ -250,28 +250,27 @@ def test_driver_killed_at_every_point_then_resumed(tmp_path: Path) -> None:
 
     # Each point; other points held with it, so that the kill finds the sweep exactly there
     # (a hold of the driver's MLflow writer does not stop Tune, which goes on to start t001);
-    # what is done once the sweep is held there (the kill, and what it leaves behind).
+    # what is done once the sweep is held there (the kill, and what it leaves behind); the
+    # environment the run gets besides.
     before_t001_checkpoints = ("mid_epoch:t001:1",)
+    every_step = {"TUNE_GLOBAL_CHECKPOINT_S": "0"}  # Tune saves its state at every step
     steps = [
-        ("before_trials", (), _kill),  # parent run created, no trial started
-        ("mid_epoch:t000:2", (), _kill_and_cut_tunes_state),  # t000 half-way through epoch 2
+        ("before_trials", (), _kill, {}),  # parent run created, no trial started
+        ("mid_epoch:t000:2", (), _kill_and_cut_tunes_state, {}),  # t000 mid-epoch 2
         # t000's last result in, its MLflow run not closed
-        ("trial_ended:t000", before_t001_checkpoints, _kill),
+        ("trial_ended:t000", before_t001_checkpoints, _kill, {}),
         # t001's MLflow run made, its params not logged
-        ("run_created:t001", before_t001_checkpoints, _kill),
-        # t001 half-way through epoch 2, Tune's state saved at every step
-        ("mid_epoch:t001:2", (), _kill_and_lose_tunes_checkpoint),
-        ("after_checkpoint:t001:3", (), _kill),  # t001's last checkpoint handed to Ray
-        ("model_logging:t001", (), _kill),  # t001's files logged, its model next
-        ("report", (), _kill),  # the end-of-run report logged, the parent not ended
+        ("run_created:t001", before_t001_checkpoints, _kill, {}),
+        # t001 half-way through epoch 2
+        ("mid_epoch:t001:2", (), _kill_and_lose_tunes_checkpoint, every_step),
+        ("after_checkpoint:t001:3", (), _kill, {}),  # t001's last checkpoint handed to Ray
+        ("model_logging:t001", (), _kill, {}),  # t001's files logged, its model next
+        ("report", (), _kill, {}),  # the end-of-run report logged, the parent not ended
     ]
-    for i, (point, also, then) in enumerate(steps):
+    for i, (point, also, then, env) in enumerate(steps):
         step = Holds(tmp_path / f"holds-{i}")  # a point holds once per directory
-        env = step.env(point, *also)
-        if then is _kill_and_lose_tunes_checkpoint:
-            env["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
         log = logs / f"{i}.log"
-        proc = start_cli([*run, "--resume"], work, log, env=env)
+        proc = start_cli([*run, "--resume"], work, log, env={**step.env(point, *also), **env})
         held = step.wait(point, proc, log)
         assert held["point"] == point.split(":")[0], held
         then(proc, log, storage)
