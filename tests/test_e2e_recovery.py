@@ -196,9 +196,10 @@ def _names(state: Path, needle: bytes) -> bool:
 def _kill_and_lose_tunes_checkpoint(proc: subprocess.Popen, log: Path, storage: Path) -> None:
     """As a kill between Tune deleting the checkpoint that fell out of `num_to_keep` and
     saving the state that stops naming it leaves it: once Tune's saved state names t001's
-    epoch-1 checkpoint (Tune saves its state at every step here, the driver is not held,
-    only t001's process), the driver is killed and that checkpoint moved under a name Tune
-    does not know."""
+    epoch-1 checkpoint (Tune saves its state every ~10 s, its automatic period; a resumed Tune
+    keeps the period its first run saved, so TUNE_GLOBAL_CHECKPOINT_S cannot shorten it here;
+    the driver is not held, only t001's process), the driver is killed and that checkpoint
+    moved under a name Tune does not know."""
     (trial_dir,) = storage.glob(f"{NAME}-*/t001")
     needle = f"t001/{next(trial_dir.glob('checkpoint_*')).name}".encode()
     deadline = time.monotonic() + WAIT_S
@@ -250,27 +251,25 @@ def test_driver_killed_at_every_point_then_resumed(tmp_path: Path) -> None:
 
     # Each point; other points held with it, so that the kill finds the sweep exactly there
     # (a hold of the driver's MLflow writer does not stop Tune, which goes on to start t001);
-    # what is done once the sweep is held there (the kill, and what it leaves behind); the
-    # environment the run gets besides.
+    # what is done once the sweep is held there (the kill, and what it leaves behind).
     before_t001_checkpoints = ("mid_epoch:t001:1",)
-    every_step = {"TUNE_GLOBAL_CHECKPOINT_S": "0"}  # Tune saves its state at every step
     steps = [
-        ("before_trials", (), _kill, {}),  # parent run created, no trial started
-        ("mid_epoch:t000:2", (), _kill_and_cut_tunes_state, {}),  # t000 mid-epoch 2
+        ("before_trials", (), _kill),  # parent run created, no trial started
+        ("mid_epoch:t000:2", (), _kill_and_cut_tunes_state),  # t000 mid-epoch 2
         # t000's last result in, its MLflow run not closed
-        ("trial_ended:t000", before_t001_checkpoints, _kill, {}),
+        ("trial_ended:t000", before_t001_checkpoints, _kill),
         # t001's MLflow run made, its params not logged
-        ("run_created:t001", before_t001_checkpoints, _kill, {}),
+        ("run_created:t001", before_t001_checkpoints, _kill),
         # t001 half-way through epoch 2
-        ("mid_epoch:t001:2", (), _kill_and_lose_tunes_checkpoint, every_step),
-        ("after_checkpoint:t001:3", (), _kill, {}),  # t001's last checkpoint handed to Ray
-        ("model_logging:t001", (), _kill, {}),  # t001's files logged, its model next
-        ("report", (), _kill, {}),  # the end-of-run report logged, the parent not ended
+        ("mid_epoch:t001:2", (), _kill_and_lose_tunes_checkpoint),
+        ("after_checkpoint:t001:3", (), _kill),  # t001's last checkpoint handed to Ray
+        ("model_logging:t001", (), _kill),  # t001's files logged, its model next
+        ("report", (), _kill),  # the end-of-run report logged, the parent not ended
     ]
-    for i, (point, also, then, env) in enumerate(steps):
+    for i, (point, also, then) in enumerate(steps):
         step = Holds(tmp_path / f"holds-{i}")  # a point holds once per directory
         log = logs / f"{i}.log"
-        proc = start_cli([*run, "--resume"], work, log, env={**step.env(point, *also), **env})
+        proc = start_cli([*run, "--resume"], work, log, env=step.env(point, *also))
         held = step.wait(point, proc, log)
         assert held["point"] == point.split(":")[0], held
         then(proc, log, storage)

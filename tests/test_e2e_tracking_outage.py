@@ -106,7 +106,7 @@ def test_sweep_rides_out_an_outage_then_ends_soon_when_one_never_ends_and_resume
     down_for_good = "after_checkpoint:t001:2"
     log = tmp_path / "run.log"
     args = ["run", str(spec), "--storage", str(tmp_path / "ray"), "--tracking-uri", server.uri]
-    env = {**holds.env(down, back, down_for_good), "RAYSWEEP_TRACKING_GRACE_S": "10"}
+    env = {**holds.env(down, back, down_for_good), "RAYSWEEP_TRACKING_GRACE_S": "3"}
     proc = start_cli(args, tmp_path, log, env=env)
     procs = [proc]
     try:

@@ -123,6 +123,16 @@ def _group_nice(pid: int, value: int) -> None:
         Path(f"/proc/{pid}/autogroup").write_text(str(value))
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited. A killed process stays in /proc as a
+    zombie until its parent (or init, for an orphan) reaps it: that one is gone already."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def _kill(pids: set[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -150,7 +160,7 @@ class Node:
             pids = ({self.proc.pid} | _descendants(self.proc.pid) | _marked(self.marker)) - {
                 os.getpid()
             }
-            pids = {p for p in pids if Path(f"/proc/{p}").exists()}
+            pids = {p for p in pids if _running(p)}
             if not pids:
                 break
             _kill(pids)
@@ -474,6 +484,8 @@ def test_cluster_refuses_a_client_with_a_wrong_token(cluster: Cluster) -> None:
     with a token that is not the cluster's, is refused."""
     env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN_PATH"}
     env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    # One connection attempt, not Ray's ~20 (a second each): a refusal is refused every time.
+    env["RAY_gcs_server_port_wait_time_s"] = "1"
     code = f"import ray; ray.init(address={cluster.address!r}, log_to_driver=False)"
     proc = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "-c", code],
