@@ -38,6 +38,21 @@ def postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def big_report(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a raysweep Report
+    """The 48-trial report of `tests.test_report_scale.make_big_sweep`, built once with every
+    warning an error (test_report_scale checks it; test_browser renders it)."""
+    import warnings
+
+    from raysweep.report.build import write_report
+    from tests.test_report_scale import make_big_sweep
+
+    out = tmp_path_factory.mktemp("big") / "report"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return write_report(make_big_sweep(), out, band_cut="shortest")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def library_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Other libraries' log files of the runs under test go to a temp dir, not ~/.cache."""

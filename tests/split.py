@@ -1,8 +1,9 @@
 """How the suite is split between pytest-xdist's workers (scripts/test.sh runs two).
 
-A worker takes whole groups: a test module, or the modules that share the session's one real
-`raysweep run` (`cli_sweep`, tests/conftest.py), so that sweep runs once and a module's fixtures
-(test_multinode's two-node cluster, a tracking server) start once. The groups are handed out
+A worker takes whole groups: a test module, or the modules that share the session's costly
+fixtures (the one real `raysweep run`, `cli_sweep`, and the 48-trial report, `big_report`:
+tests/conftest.py), so that each is made once, and a module's fixtures (test_multinode's
+two-node cluster, a tracking server) start once. The groups are handed out
 longest first, so the two workers end at about the same time.
 
 xdist's own `--dist loadgroup` marks cannot do this here: it renames tests by writing
@@ -16,11 +17,18 @@ from __future__ import annotations
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-# The shared sweep's fixture, and the group of the modules whose tests use it (a worker that
-# meets one runs the sweep).
-SHARED_SWEEP = "cli_sweep"
-SHARED_SWEEP_MODULES = frozenset(
-    {"test_browser.py", "test_compare_e2e.py", "test_e2e.py", "test_e2e_quiet_and_report.py"}
+# The session fixtures made once for several modules, and the group of the modules whose tests
+# use them (a worker that meets one makes them).
+SHARED = "shared"
+SHARED_FIXTURES = ("cli_sweep", "big_report")
+SHARED_MODULES = frozenset(
+    {
+        "test_browser.py",
+        "test_compare_e2e.py",
+        "test_e2e.py",
+        "test_e2e_quiet_and_report.py",
+        "test_report_scale.py",
+    }
 )
 # Seconds each heavy group took on the 2-core reference machine (`--durations`, one worker):
 # they go out in that order, longest first. A group not named here is light (seconds) and goes
@@ -29,7 +37,7 @@ GROUP_SECONDS = {
     "test_multinode.py": 210,
     "test_e2e_executors.py": 150,
     "test_e2e_recovery.py": 120,
-    SHARED_SWEEP: 90,
+    SHARED: 100,
     "test_e2e_tracking_outage.py": 60,
     "test_benchmarks.py": 30,
     "test_tracking_outage.py": 30,
@@ -40,7 +48,7 @@ GROUP_SECONDS = {
 def group_of(nodeid: str) -> str:
     """The group of a test id (`tests/test_x.py::test_y[param]`)."""
     module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return SHARED_SWEEP if module in SHARED_SWEEP_MODULES else module
+    return SHARED if module in SHARED_MODULES else module
 
 
 class ByGroup(LoadScopeScheduling):
@@ -60,16 +68,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> ByGroup:  # noqa:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On an xdist worker: the heavy groups first, longest first; and a test that uses the shared
-    sweep outside `SHARED_SWEEP_MODULES` is an error (its worker would run the sweep again)."""
+    """On an xdist worker: the heavy groups first, longest first; and a test that uses a shared
+    fixture outside `SHARED_MODULES` is an error (its worker would make it again)."""
     if not hasattr(config, "workerinput"):
         return
     for item in items:
-        shares = SHARED_SWEEP in getattr(item, "fixturenames", ())
-        if shares and group_of(item.nodeid) != SHARED_SWEEP:
+        shared = set(SHARED_FIXTURES) & set(getattr(item, "fixturenames", ()))
+        if shared and group_of(item.nodeid) != SHARED:
             raise pytest.UsageError(
-                f"{item.nodeid} uses cli_sweep: add its module to SHARED_SWEEP_MODULES in "
-                "tests/split.py"
+                f"{item.nodeid} uses {', '.join(sorted(shared))}: add its module to "
+                "SHARED_MODULES in tests/split.py"
             )
     longest_first = sorted(GROUP_SECONDS, key=GROUP_SECONDS.__getitem__, reverse=True)
     order = {group: i for i, group in enumerate(longest_first)}

@@ -64,14 +64,10 @@ def _check_page(page: Path, shot: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.timeout(900)
-def test_report_page_of_48_trials_renders_every_figure(tmp_path: Path) -> None:
-    from raysweep.report.build import write_report
-    from tests.test_report_scale import make_big_sweep
-
-    report = write_report(make_big_sweep(epochs=6), tmp_path / "report", band_cut="shortest")
-    pngs = [p for p in report.files if p.suffix == ".png"]
+def test_report_page_of_48_trials_renders_every_figure(big_report, tmp_path: Path) -> None:
+    pngs = [p for p in big_report.files if p.suffix == ".png"]
     shot = tmp_path / "page.png"
-    proc = _check_page(report.page, shot)
+    proc = _check_page(big_report.page, shot)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"ok: {len(pngs)} images" in proc.stdout
     assert proc.stdout.count("  ok      ") == len(pngs) >= 12

@@ -3,19 +3,18 @@ fit with "+k more"), every study and factor drawn with the right series.
 
 `make_big_sweep` is a synthetic sweep shaped like the seed reports' (a grid of models x
 learning rates x batch norm x 2 seeds, a second study that shares trials, early-stopped
-trials, a diverged one, per-class accuracies, step logs); other report tests import it.
+trials, a diverged one, per-class accuracies, step logs); other report tests import it. Its
+report, `big_report` (tests/conftest.py), is built once per session: test_browser renders it.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from raysweep.report.build import write_report
 from raysweep.report.plotkit import MAX_LEGEND
 from raysweep.report.tables import SweepData, summary_table
 
@@ -107,16 +106,6 @@ def make_big_sweep(
         axes=[MODEL, LR, BN, SEED],
         overrides=overrides,
     )
-
-
-@pytest.fixture(scope="module")
-def big_report(tmp_path_factory: pytest.TempPathFactory):
-    """The 48-trial report, built once with every warning an error."""
-    out = tmp_path_factory.mktemp("big") / "report"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        report = write_report(make_big_sweep(), out, band_cut="shortest")
-    return report
 
 
 def test_48_trials_build_without_warnings_and_every_figure_is_a_file(big_report) -> None:
