@@ -190,6 +190,7 @@ def test_both_executors_survive_their_kills_in_one_sweep_then_one_study(
     ddp = children[DDP]
     assert ddp.data.params["train.batch_size"] == "64"  # the global batch, split over ranks
     _agrees_with_one_worker(spec, ddp.data.metrics)
+    _model_loads(f"sqlite:///{tmp_path / 'mlflow.db'}", children["t003"].info.run_id)
 
     # `--study inline-retried`: that study's one trial, t000 as in the whole plan, one more
     # parent.
@@ -208,6 +209,24 @@ def test_both_executors_survive_their_kills_in_one_sweep_then_one_study(
         == children["t000"].data.tags["raysweep.fingerprint"]
     )
     assert child.info.status == "FINISHED" and child.data.tags["raysweep.executor"] == "inline"
+
+
+def _model_loads(uri: str, run_id: str) -> None:
+    """A worker-group trial's model, which the driver exports (raysweep.exported), loads and
+    gives one row of class scores per image of its logged input's shape."""
+    import mlflow
+    import torch
+
+    model_uri = f"runs:/{run_id}/model"
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        shape = mlflow.models.get_model_info(model_uri).signature.inputs.to_dict()[0]
+        model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    finally:
+        mlflow.set_tracking_uri(before)
+    image = [abs(n) for n in shape["tensor-spec"]["shape"][1:]]
+    assert tuple(model(torch.zeros(2, *image)).shape) == (2, 10), shape
 
 
 def _agrees_with_one_worker(spec: Path, two: dict[str, float]) -> None:
