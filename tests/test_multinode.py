@@ -75,16 +75,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, parent pid, ...); None if
+    the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def _proc_table() -> dict[int, int]:
     """pid -> parent pid, for every process we can see."""
     table = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            table[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if entry.name.isdigit() and (fields := _stat(entry.name)) is not None:
+            table[int(entry.name)] = int(fields[1])
     return table
 
 
@@ -126,11 +132,8 @@ def _group_nice(pid: int, value: int) -> None:
 def _running(pid: int) -> bool:
     """Whether `pid` is a process that has not exited. A killed process stays in /proc as a
     zombie until its parent (or init, for an orphan) reaps it: that one is gone already."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def _kill(pids: set[int]) -> None:
