@@ -1,5 +1,5 @@
 """Counting over an epoch without leaving the device: loss, accuracy and the confusion matrix
-summed per batch (`Batchwise`, one host sync per epoch, summed across DDP ranks), and the
+kept per batch (`Batchwise`, one host sync per epoch, summed across DDP ranks), and the
 eval-mode pass over a set of images (`evaluate`)."""
 
 from __future__ import annotations
@@ -17,44 +17,46 @@ from raysweep.device import autocast
 
 @dataclass
 class Batchwise:
-    """Sums over an epoch, kept on the device until `totals()` (one host sync per epoch)."""
+    """Per-batch counts, kept on the device until `totals()` (one host sync per epoch).
+
+    A batch costs three kernel launches (argmax, compare, count; the loss tensor is kept as it
+    is) and the sums are taken once, in `totals()`. At small batches a GPU step is bound by
+    kernel launches (docs/performance.md, "GPU"), and running totals cost ~9 launches a batch."""
 
     device: torch.device
     num_classes: int
     with_confusion: bool = True
-    loss: torch.Tensor = field(init=False)
-    correct: torch.Tensor = field(init=False)
-    count: torch.Tensor = field(init=False)
-    confusion: torch.Tensor = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.loss = torch.zeros((), device=self.device, dtype=torch.float64)
-        self.correct = torch.zeros((), device=self.device, dtype=torch.float64)
-        self.count = torch.zeros((), device=self.device, dtype=torch.float64)
-        self.confusion = torch.zeros(
-            self.num_classes * self.num_classes, device=self.device, dtype=torch.float64
-        )
+    losses: list[torch.Tensor] = field(default_factory=list)  # batch means
+    sizes: list[int] = field(default_factory=list)
+    correct: list[torch.Tensor] = field(default_factory=list)
+    confusion: list[torch.Tensor] = field(default_factory=list)
 
     def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        """Accumulate one batch (loss is the batch mean)."""
+        """Keep one batch's counts (loss is the batch mean)."""
         pred = logits.argmax(1)
-        n = y.numel()
-        self.loss += mean_loss.detach().double() * n
-        self.correct += (pred == y).sum()
-        self.count += n
+        self.losses.append(mean_loss.detach())
+        self.sizes.append(y.numel())
+        self.correct.append((pred == y).sum())
         if self.with_confusion:
-            self.confusion += torch.bincount(
-                y * self.num_classes + pred, minlength=self.num_classes**2
-            ).double()
+            k = self.num_classes
+            self.confusion.append(torch.bincount(y * k + pred, minlength=k * k))
 
     def totals(self) -> tuple[float, float, list[list[int]]]:
-        """(mean loss, accuracy, confusion matrix) summed over all ranks."""
-        packed = torch.cat([torch.stack([self.loss, self.correct, self.count]), self.confusion])
+        """(mean loss, accuracy, confusion matrix) summed over all batches and ranks."""
+        k, f64 = self.num_classes, torch.float64
+        sums = torch.zeros(3 + k * k, device=self.device, dtype=f64)
+        if self.sizes:
+            sizes = torch.tensor(self.sizes, dtype=f64).to(self.device, non_blocking=True)
+            sums[0] = (torch.stack(self.losses).to(f64) * sizes).sum()
+            sums[1] = torch.stack(self.correct).sum()
+            sums[2] = sum(self.sizes)
+            if self.confusion:
+                sums[3:] = torch.stack(self.confusion).sum(0)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(packed)
-        values = packed.cpu()
+            dist.all_reduce(sums)
+        values = sums.cpu()
         count = max(values[2].item(), 1.0)
-        confusion = values[3:].round().long().view(self.num_classes, self.num_classes)
+        confusion = values[3:].round().long().view(k, k)
         return values[0].item() / count, values[1].item() / count, confusion.tolist()
 
 
