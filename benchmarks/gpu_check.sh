@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks in one go (under 8 minutes on one GPU), one JSON line per measurement:
+# The GPU checks in one go (under 2 minutes on an H200), one JSON line per measurement:
 #   the training loop vs a plain loop (loop.py --device cuda), one ResNet-18 epoch on
 #   CIFAR-10-sized data, 4 small trials packed on one GPU vs one after another, and the seed 000
 #   study's smoke twin on synthetic 28x28 data.
