@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's test command: install the locked environment, lint, then every test, the slow
+# The README's test command: install the locked environment, lint and format-check, then every test, the slow
 # end-to-end ones included (pass -m "not slow" to skip those locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +8,6 @@ cd "$(dirname "$0")/.."
 unset PYTHONDONTWRITEBYTECODE
 ./scripts/bootstrap.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 # Two pytest-xdist workers (tests/split.py says how they share the suite); `-n 0` runs serially.
 .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 "$@"
