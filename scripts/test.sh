@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: install the locked environment, lint and format-check, then every test, the slow
-# end-to-end ones included (pass -m "not slow" to skip those locally).
+# The README's test command: install the locked environment, lint and format-check, then every
+# test, the slow end-to-end ones included (pass -m "not slow" to skip those locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Python writes the bytecode of what it imports into .venv once (scripts/bootstrap.sh says
