@@ -5,7 +5,8 @@ precision and memory format (on CUDA both sides run bf16 autocast where the GPU 
 channels_last, raysweep's defaults; the backend flags are set the same way before every run),
 measured side by side in one process; ratio = raysweep / plain (target >= 0.95). Each epoch is
 at least `--steps` batches (on CPU the small default sizes). Prints one JSON object as its last
-line.
+line. On a GPU at batch 128 both loops are bound by kernel launches from the host, so the ratio
+moves with the host CPU's noise (0.83-1.03 on an H200: docs/performance.md, "GPU").
 
     .venv/bin/python benchmarks/loop.py [--models lenet basic_cnn resnet18] [--device cuda]
         [--steps 50] [--epochs 3] [--dry]
